@@ -1,0 +1,102 @@
+"""One gymnasium Env for every robot x task, parameterized by names.
+
+    env = gymnasium.make("embodied/Lift-v0", robot="so100", render_mode="rgb_array")
+
+Observation: {"state": float32[n+1], "images": {camera: uint8[H, W, 3]}, "instruction": str}.
+Action: the robot's action space (absolute joint targets [rad] + gripper in [0, 1]).
+`info["success"]` is the task's predicate on simulator state; an episode terminates on
+success and is truncated after the task's time limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+import robots
+from sim_scenes import language, tasks
+from sim_scenes.scene import Scene, build_scene
+
+VIDEO_SIZE = (480, 360)  # (width, height) of render() frames
+
+
+class TaskEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, task: str, robot: str = "so100", render_mode: str | None = None,
+                 instruction_set: str = "train", images: bool = True):
+        self.robot = robots.load(robot)
+        self.task = tasks.get(task)(self.robot)
+        language.phrasings(self.task.name, instruction_set)  # validates the set name
+        self.instruction_set = instruction_set
+        self.images = images
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.robot.control_hz}
+        self.scene: Scene = build_scene(self.robot, self.task)
+        self.max_steps = int(round(self.task.time_limit * self.robot.control_hz))
+        lo = [j.range[0] for j in self.robot.joints] + [0.0]
+        hi = [j.range[1] for j in self.robot.joints] + [1.0]
+        self.action_space = gym.spaces.Box(np.array(lo, np.float32), np.array(hi, np.float32), dtype=np.float32)
+        n = self.robot.action_dim
+        obs = {
+            "state": gym.spaces.Box(-np.inf, np.inf, (n,), np.float32),
+            "instruction": gym.spaces.Text(language.MAX_LENGTH, charset=language.CHARSET),
+        }
+        if images:
+            obs["images"] = gym.spaces.Dict({
+                c.name: gym.spaces.Box(0, 255, (c.height, c.width, 3), np.uint8) for c in self.robot.cameras})
+        self.observation_space = gym.spaces.Dict(obs)
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}  # created lazily, in the process that renders
+        self.instance: tasks.Instance | None = None
+        self._t = 0
+
+    # --- gymnasium API ---------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        self.scene.reset_robot(np.array(self.robot.home))
+        self.instance = self.task.reset(self.scene, self.np_random, options.get("instruction_set", self.instruction_set))
+        mujoco.mj_forward(self.scene.model, self.scene.data)
+        self._t = 0
+        return self._observation(), self._info()
+
+    def step(self, action):
+        action = np.clip(np.asarray(action, np.float64), self.action_space.low, self.action_space.high)
+        self.scene.apply_action(action)
+        self.scene.step()
+        self._t += 1
+        info = self._info()
+        terminated = info["success"]
+        truncated = self._t >= self.max_steps
+        return self._observation(), float(terminated), terminated, truncated, info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self._render("overview", *VIDEO_SIZE)
+        return None
+
+    def close(self):
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
+
+    # --- helpers ---------------------------------------------------------------------
+    def _render(self, camera: str, width: int, height: int) -> np.ndarray:
+        key = (width, height)
+        if key not in self._renderers:
+            self._renderers[key] = mujoco.Renderer(self.scene.model, height, width)
+        r = self._renderers[key]
+        r.update_scene(self.scene.data, camera)
+        return r.render()
+
+    def _observation(self) -> dict[str, Any]:
+        obs: dict[str, Any] = {"state": self.scene.state(), "instruction": self.instance.instruction}
+        if self.images:
+            obs["images"] = {c.name: self._render(c.name, c.width, c.height) for c in self.robot.cameras}
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        return {"success": self.task.success(self.scene, self.instance), "instruction": self.instance.instruction}

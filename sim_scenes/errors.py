@@ -1,0 +1,38 @@
+"""Errors raised by `sim_scenes`.
+
+    SimScenesError
+    ├── UnknownTask            a task name that is not registered
+    ├── UnreachableWorkspace   an IK target in the robot's workspace the arm cannot reach
+    └── PlacementError         objects that do not fit in the workspace
+"""
+
+from __future__ import annotations
+
+import difflib
+
+
+class SimScenesError(Exception):
+    """Root of every error raised by `sim_scenes`."""
+
+
+class UnknownTask(SimScenesError, KeyError):
+    def __init__(self, name: str, available: list[str]):
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown task {name!r}.{hint} Known tasks: {', '.join(available)}.")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class UnreachableWorkspace(SimScenesError, ValueError):
+    def __init__(self, robot: str, toml: str, target, error_m: float):
+        super().__init__(
+            f"{toml}: field 'workspace': robot {robot!r} cannot reach {list(map(lambda v: round(float(v), 3), target))} "
+            f"top-down (IK error {1000 * error_m:.1f} mm). Fix: move workspace.center toward the base "
+            "or shrink workspace.size until every corner is reachable."
+        )
+
+
+class PlacementError(SimScenesError, RuntimeError):
+    pass

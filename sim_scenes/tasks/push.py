@@ -1,0 +1,30 @@
+import numpy as np
+
+from sim_scenes.props import ZONE_SIDE
+
+PUSH_STANDOFF = 1.6  # pusher start behind the cube centre [cube edges]
+from sim_scenes.scene import Scene
+from sim_scenes.tasks.base import Instance, Task
+
+
+class Push(Task):
+    """Push the named cube onto the named zone (a coloured square on the table)."""
+
+    name = "push"
+    time_limit = 12.0
+    layout = {"cube": 2, "zone": 2}
+
+    def roles(self) -> tuple[str, str]:
+        return "cube0", "zone0"
+
+    def feasible(self, xy: dict[str, np.ndarray]) -> bool:
+        """The pusher's start, behind the cube on the line to the zone, lies in the workspace."""
+        d = xy["zone0"] - xy["cube0"]
+        start = xy["cube0"] - d / np.linalg.norm(d) * PUSH_STANDOFF * self.s
+        lo = np.asarray(self.robot.workspace.center) - np.asarray(self.robot.workspace.size) / 2
+        return bool(np.all(start >= lo) and np.all(start <= lo + np.asarray(self.robot.workspace.size)))
+
+    def success(self, scene: Scene, inst: Instance) -> bool:
+        cube, zone = scene.body_pos(inst.target), scene.body_pos(inst.goal)
+        inside = np.all(np.abs(cube[:2] - zone[:2]) < ZONE_SIDE * self.s / 2)
+        return bool(inside and cube[2] < self.s)
