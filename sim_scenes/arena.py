@@ -39,6 +39,8 @@ def add_arena(spec: mujoco.MjSpec, robot: RobotSpec) -> None:
     spec.option.impratio = 10.0
     spec.visual.quality.shadowsize = 0
     spec.visual.quality.offsamples = 0
+    spec.visual.quality.numslices = 12  # coarser capsules and cylinders: software rendering is fill- and vertex-bound
+    spec.visual.quality.numstacks = 6
     spec.visual.global_.offwidth = 640
     spec.visual.global_.offheight = 480
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]

@@ -92,10 +92,14 @@ class TaskEnv(gym.Env):
         r.update_scene(self.scene.data, camera)
         return r.render()
 
+    def camera_images(self) -> dict[str, np.ndarray]:
+        """One uint8 RGB image per robot camera, at the spec's resolution."""
+        return {c.name: self._render(c.name, c.width, c.height) for c in self.robot.cameras}
+
     def _observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = {"state": self.scene.state(), "instruction": self.instance.instruction}
         if self.images:
-            obs["images"] = {c.name: self._render(c.name, c.width, c.height) for c in self.robot.cameras}
+            obs["images"] = self.camera_images()
         return obs
 
     def _info(self) -> dict[str, Any]:

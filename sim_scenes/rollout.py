@@ -18,6 +18,9 @@ class Episode:
     frames: list[np.ndarray] = field(default_factory=list)  # render() frames when recorded
 
 
+VIDEO_TAIL = 0.7  # seconds of video kept after the episode ends, so a viewer sees the outcome
+
+
 def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: str = "train") -> Episode:
     """Reset `env` with `seed`, roll the task's scripted expert out until success or time out."""
     obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set})
@@ -32,4 +35,8 @@ def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: s
         success = success or info["success"]
         if terminated or truncated:
             break
+    if record:  # frames only: the episode (and its success) ended above
+        for _ in range(int(VIDEO_TAIL * env.robot.control_hz)):
+            env.step(expert.act())
+            frames.append(env.render())
     return Episode(env.instance.instruction, bool(success), steps, frames)

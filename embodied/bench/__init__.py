@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure and save JSON, never timed assertions in tests."""

@@ -1,0 +1,47 @@
+"""Success rates over seeded episodes, with Wilson 95% confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (default 95%)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class SuccessRate:
+    successes: int
+    episodes: int
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.episodes)
+
+    def __str__(self) -> str:
+        lo, hi = self.interval
+        return f"{100 * self.rate:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] ({self.successes}/{self.episodes})"
+
+
+def success_table(results: Iterable) -> dict[tuple[str, str], SuccessRate]:
+    """(robot, task) -> SuccessRate over results with .robot, .task, .success."""
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in results:
+        c = counts[(r.robot, r.task)]
+        c[0] += int(r.success)
+        c[1] += 1
+    return {k: SuccessRate(*v) for k, v in sorted(counts.items())}
