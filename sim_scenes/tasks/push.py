@@ -18,11 +18,16 @@ class Push(Task):
         return "cube0", "zone0"
 
     def feasible(self, xy: dict[str, np.ndarray]) -> bool:
-        """The pusher's start, behind the cube on the line to the zone, lies in the workspace."""
+        """The pusher's start, behind the cube on the line to the zone, lies in the workspace,
+        and no distractor cube stands in the corridor swept from there to the zone."""
         d = xy["zone0"] - xy["cube0"]
         start = xy["cube0"] - d / np.linalg.norm(d) * PUSH_STANDOFF * self.s
         lo = np.asarray(self.robot.workspace.center) - np.asarray(self.robot.workspace.size) / 2
-        return bool(np.all(start >= lo) and np.all(start <= lo + np.asarray(self.robot.workspace.size)))
+        inside = np.all(start >= lo) and np.all(start <= lo + np.asarray(self.robot.workspace.size))
+        seg = xy["zone0"] - start
+        t = np.clip(np.dot(xy["cube1"] - start, seg) / np.dot(seg, seg), 0.0, 1.0)
+        clear = np.linalg.norm(xy["cube1"] - (start + t * seg)) > 1.6 * self.s
+        return bool(inside and clear)
 
     def success(self, scene: Scene, inst: Instance) -> bool:
         cube, zone = scene.body_pos(inst.target), scene.body_pos(inst.goal)
