@@ -32,7 +32,7 @@ def load_spec(robot: RobotSpec) -> "mujoco.MjSpec":
 def check(robot: RobotSpec, model: "mujoco.MjModel | None" = None) -> "mujoco.MjModel":
     """Compile the robot model and verify it agrees with the spec; return the model.
 
-    Checks: every spec joint exists with the same kind and range; an actuator named after
+    Checks: a root body named `base`; every spec joint exists with the same kind and range; an actuator named after
     each joint and after the gripper joint; the ee site; every wrist camera; and, if the
     model has a `home` keyframe, that it equals the spec's home pose.
     """
@@ -61,6 +61,9 @@ def check(robot: RobotSpec, model: "mujoco.MjModel | None" = None) -> "mujoco.Mj
     need(mujoco.mjtObj.mjOBJ_JOINT, robot.gripper.joint, "gripper.joint", "gripper joint")
     need(mujoco.mjtObj.mjOBJ_ACTUATOR, robot.gripper.joint, "gripper.joint", "gripper actuator")
     need(mujoco.mjtObj.mjOBJ_SITE, robot.ee_site, "ee_site", "end-effector site")
+    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "base") < 0:
+        raise ModelMismatch(str(robot.mjcf), "<body name='base'>", "the model has no body named 'base'; scenes find the "
+                            "robot's parts as the subtree of 'base'", "name the robot's root body 'base'")
     for i, cam in enumerate(robot.cameras):
         if cam.mount == "wrist":
             need(mujoco.mjtObj.mjOBJ_CAMERA, cam.name, f"cameras[{i}].name", "wrist camera")

@@ -38,8 +38,12 @@ def available() -> list[str]:
     return sorted(_folders())
 
 
-@lru_cache(maxsize=None)
 def _load_file(toml: Path) -> RobotSpec:
+    return _parse_cached(toml, toml.stat().st_mtime_ns)  # an edited robot.toml is read again
+
+
+@lru_cache(maxsize=None)
+def _parse_cached(toml: Path, mtime_ns: int) -> RobotSpec:
     spec = parse(toml)
     if spec.name != toml.parent.name:
         raise SpecError(str(toml), "name", f"name {spec.name!r} differs from the folder name {toml.parent.name!r}", "make them equal")

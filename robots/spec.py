@@ -171,7 +171,7 @@ class _Table:
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise self._fail(key, f"expected {getattr(kind, '__name__', kind)}, found {value!r}", fix or "correct the type")
         return value
 
@@ -212,7 +212,10 @@ def _camera(t: _Table) -> CameraSpec:
     mount = t.get("mount", str)
     if mount not in ("wrist", "scene"):
         raise t._fail("mount", f"unknown mount {mount!r}", "use 'wrist' (camera in the MJCF) or 'scene'")
-    width, height = (int(v) for v in t.vector("resolution", 2))
+    width, height = t.vector("resolution", 2)
+    if not (width == int(width) > 0 and height == int(height) > 0):
+        raise t._fail("resolution", f"expected two positive integers [width, height], found {[width, height]}", "write e.g. [96, 96]")
+    width, height = int(width), int(height)
     pos = t.vector("pos", 3, None)
     lookat = t.vector("lookat", 3, None)
     if mount == "scene" and (pos is None or lookat is None):

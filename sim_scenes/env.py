@@ -6,6 +6,11 @@ Observation: {"state": float32[n+1], "images": {camera: uint8[H, W, 3]}, "instru
 Action: the robot's action space (absolute joint targets [rad] + gripper in [0, 1]).
 `info["success"]` is the task's predicate on simulator state; an episode terminates on
 success and is truncated after the task's time limit.
+
+Vectorized: `gymnasium.make_vec(id, n, vectorization_mode="async", robot=...,
+vector_kwargs={"context": "forkserver", "shared_memory": False})`. Renderers are created
+lazily in the process that renders; a process that has rendered must not be forked (its
+EGL context hangs the child), and gymnasium's shared memory cannot carry Text observations.
 """
 
 from __future__ import annotations

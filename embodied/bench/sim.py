@@ -62,7 +62,7 @@ def _render_rate(robot: str, task: str, frames: int = 300) -> float:
 
 
 def _isolated(fn, *args) -> float:
-    with mp.get_context("fork").Pool(1) as pool:
+    with mp.get_context("forkserver").Pool(1) as pool:
         return pool.apply(fn, args)
 
 

@@ -1,7 +1,8 @@
 """Run seeded expert rollouts in parallel worker processes.
 
-Each worker keeps one env per (robot, task) and creates its renderers itself (after the
-fork), so MuJoCo's GL context never crosses a process boundary.
+Workers start from a fork server, not a fork of the caller: a process that has already
+created an EGL context (any earlier render) must not be forked, or the child's renderer
+hangs. Each worker keeps one env per (robot, task) and creates its own renderers.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def run_jobs(jobs: list[RolloutJob], workers: int = 1, progress: bool = True, de
             results.append(run_job(job))
             bar.update()
     else:
-        with mp.get_context("fork").Pool(workers) as pool:
+        with mp.get_context("forkserver").Pool(workers) as pool:
             for res in pool.imap(run_job, jobs, chunksize=max(1, min(10, len(jobs) // (4 * workers)))):
                 results.append(res)
                 bar.update()
