@@ -64,5 +64,5 @@ def add_arena(spec: mujoco.MjSpec, robot: RobotSpec) -> None:
             world.add_camera(name=cam.name, pos=list(cam.pos), xyaxes=look_at_xyaxes(cam.pos, cam.lookat), fovy=cam.fovy)
     # An overview camera for videos a person watches, not part of the observation.
     c = robot.workspace.center
-    view_pos = [c[0] + 1.3 * reach, c[1] - 1.1 * reach, 1.1 * reach]
-    world.add_camera(name="overview", pos=view_pos, xyaxes=look_at_xyaxes(view_pos, [c[0] * 0.8, 0, 0.1 * reach]), fovy=45)
+    view_pos = [c[0] + 0.9 * reach, c[1] - 0.8 * reach, 0.75 * reach]
+    world.add_camera(name="overview", pos=view_pos, xyaxes=look_at_xyaxes(view_pos, [c[0] * 0.6, 0, 0.3 * reach]), fovy=55)
