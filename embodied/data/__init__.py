@@ -1,0 +1,6 @@
+"""Demonstration data: episodes, the zarr episode store, collection, LeRobot interop, loaders."""
+
+from embodied.data.episode import Episode
+from embodied.data.store import EpisodeStore
+
+__all__ = ["Episode", "EpisodeStore"]
