@@ -4,9 +4,15 @@ envs and scripted experts. Importing registers one gymnasium id per task:
     gymnasium.make("embodied/Lift-v0", robot="so100")
 """
 
-import gymnasium as _gym
+import os as _os
 
-from sim_scenes import tasks
+# Scenes render offscreen only; EGL unless the user chose (osmesa is the fallback). Must be
+# set before mujoco is imported, in every process, worker processes included.
+_os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as _gym  # noqa: E402
+
+from sim_scenes import tasks  # noqa: E402
 from sim_scenes.errors import PlacementError, SimScenesError, UnknownTask, UnreachableWorkspace
 
 

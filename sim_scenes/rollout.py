@@ -1,4 +1,4 @@
-"""Run one episode of an env with an expert (or any `act(obs) -> action` callable)."""
+"""Run one episode of an env with its task's scripted expert."""
 
 from __future__ import annotations
 
@@ -9,34 +9,46 @@ import numpy as np
 from sim_scenes import experts
 from sim_scenes.env import TaskEnv
 
-
-@dataclass
-class Episode:
-    instruction: str
-    success: bool
-    steps: int
-    frames: list[np.ndarray] = field(default_factory=list)  # render() frames when recorded
-
-
 VIDEO_TAIL = 0.7  # seconds of video kept after the episode ends, so a viewer sees the outcome
 
 
-def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: str = "train") -> Episode:
-    """Reset `env` with `seed`, roll the task's scripted expert out until success or time out."""
+@dataclass
+class Rollout:
+    instruction: str
+    success: bool
+    steps: int
+    frames: list[np.ndarray] = field(default_factory=list)  # render() frames, when recorded
+    # per step, when observations are kept: what the robot saw and what it was told to do
+    states: list[np.ndarray] = field(default_factory=list)
+    images: list[dict[str, np.ndarray]] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+
+
+def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: str = "train",
+               keep_observations: bool = False) -> Rollout:
+    """Reset `env` with `seed` and roll the task's scripted expert out until success or time out.
+
+    record: keep render() frames for a video. keep_observations: keep (observation, action)
+    pairs, the raw material of a demonstration (needs an env built with images=True).
+    """
     obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set})
     expert = experts.make(env.task.name, env.scene, env.instance)
-    frames = [env.render()] if record else []
-    steps, success = 0, False
+    out = Rollout(env.instance.instruction, False, 0, [env.render()] if record else [])
     while True:
-        obs, _, terminated, truncated, info = env.step(expert.act())
-        steps += 1
+        action = expert.act()
+        if keep_observations:
+            out.states.append(obs["state"])
+            out.images.append(obs["images"])
+            out.actions.append(action.astype(np.float32))
+        obs, _, terminated, truncated, info = env.step(action)
+        out.steps += 1
         if record:
-            frames.append(env.render())
-        success = success or info["success"]
+            out.frames.append(env.render())
+        out.success = out.success or info["success"]
         if terminated or truncated:
             break
     if record:  # frames only: the episode (and its success) ended above
         for _ in range(int(VIDEO_TAIL * env.robot.control_hz)):
             env.step(expert.act())
-            frames.append(env.render())
-    return Episode(env.instance.instruction, bool(success), steps, frames)
+            out.frames.append(env.render())
+    return out

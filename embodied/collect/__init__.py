@@ -1,0 +1,1 @@
+"""Collecting demonstrations: scripted experts in simulation (simgen) and teleoperation (record)."""

@@ -1,0 +1,102 @@
+"""Scripted-expert demonstrations, generated in parallel worker processes.
+
+Workers each own an env (renderers created after they start, from a fork server); the
+parent is the only writer of the store and appends episodes in seed order. Generation is
+resumable: seeds already in the store are skipped, so re-running the same command after an
+interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import robots
+from embodied.data.episode import Episode
+from embodied.data.store import EpisodeStore
+from embodied.errors import SchemaMismatch
+
+
+@dataclass(frozen=True)
+class SimgenConfig:
+    robot: str
+    task: str
+    episodes: int  # episodes to have in the store when done
+    out: Path
+    workers: int = 1
+    keep_failed: bool = False
+    instruction_set: str = "train"
+    first_seed: int = 0
+
+
+_ENV = {}
+
+
+def _episode(args: tuple[str, str, int, str]) -> tuple[int, Episode]:
+    from sim_scenes.env import TaskEnv
+    from sim_scenes.rollout import run_expert
+
+    robot, task, seed, instruction_set = args
+    if (robot, task) not in _ENV:
+        _ENV[(robot, task)] = TaskEnv(task, robot, images=True)
+    env = _ENV[(robot, task)]
+    r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True)
+    t = len(r.actions)
+    ep = Episode(state=np.stack(r.states), action=np.stack(r.actions),
+                 timestamp=(np.arange(t) / env.robot.control_hz).astype(np.float32),
+                 images={c: np.stack([im[c] for im in r.images]) for c in r.images[0]},
+                 task=r.instruction, success=r.success, source="sim", seed=seed)
+    return seed, ep
+
+
+def open_or_create(out: Path, robot: robots.RobotSpec) -> EpisodeStore:
+    cameras = {c.name: (c.height, c.width) for c in robot.cameras}
+    if not out.exists():
+        return EpisodeStore.create(out, robot.name, robot.control_hz, robot.action_dim, robot.action_dim,
+                                   cameras, spec=robot.to_dict())
+    store = EpisodeStore.open(out, "a")
+    want = {"robot": robot.name, "fps": robot.control_hz, "state_dim": robot.action_dim,
+            "action_dim": robot.action_dim, "cameras": cameras}
+    if store.schema() != want:
+        raise SchemaMismatch(f"{out} holds {store.schema()}, but {robot.name} needs {want}; "
+                             "write to a new --out folder (one store per robot)")
+    return store
+
+
+def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
+    """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
+    robot = robots.load(cfg.robot)
+    store = open_or_create(Path(cfg.out), robot)
+    done = store.seeds()
+    start = store.num_episodes
+    need = cfg.episodes - start
+    summary = {"kept": 0, "failed": 0, "skipped_existing": start}
+    if need <= 0:
+        return summary
+    bar = tqdm(total=need, desc=f"simgen {cfg.robot}/{cfg.task}", unit="ep", disable=not progress)
+
+    def seeds():
+        s = cfg.first_seed
+        while True:
+            if s not in done:
+                yield (cfg.robot, cfg.task, s, cfg.instruction_set)
+            s += 1
+
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(max(1, cfg.workers)) as pool:
+        for seed, ep in pool.imap(_episode, seeds()):
+            if ep.success or cfg.keep_failed:
+                store.append(ep)
+                summary["kept"] += 1
+                bar.update()
+            else:
+                summary["failed"] += 1
+            if summary["kept"] >= need:
+                pool.terminate()
+                break
+    bar.close()
+    return summary
