@@ -1,4 +1,4 @@
-"""`embodied data ACTION ...`: inspect and transform episode stores.
+"""`embodied data ACTION ...`: inspect and transform episode stores; LeRobot v3.0 export and import.
 
 Actions are a table name -> (arguments, function), so a new action is one entry.
 """
@@ -64,6 +64,24 @@ def _filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_lerobot(args: argparse.Namespace) -> int:
+    from embodied.data import EpisodeStore
+    from embodied.data.lerobot import export_lerobot
+
+    r = export_lerobot(EpisodeStore.open(args.store), args.out, crf=args.crf, gop=args.gop, progress=True)
+    print(f"{r.path}: LeRobot v3.0, {r.episodes} episodes, {r.frames} frames, cameras {r.cameras}")
+    return 0
+
+
+def _import_lerobot(args: argparse.Namespace) -> int:
+    from embodied.data.lerobot import import_lerobot
+
+    r = import_lerobot(args.lerobot_dir, args.store, robot=args.robot, progress=True)
+    skipped = f", {len(r.skipped)} skipped for NaN/inf (episodes {r.skipped})" if r.skipped else ""
+    print(f"{r.path}: {r.episodes} episodes, {r.frames} frames imported{skipped}")
+    return 0
+
+
 ACTIONS = {
     "info": ("summary of a store (add --episodes for one line per episode)", _info,
              [("store", {}), ("--episodes", {"action": "store_true"})]),
@@ -75,6 +93,13 @@ ACTIONS = {
     "filter": ("copy a store without some episodes (the source is kept)", _filter,
                [("store", {}), ("out", {}), ("--delete", {"help": "episode indices, e.g. 3,5"}),
                 ("--success-only", {"action": "store_true"})]),
+    "export-lerobot": ("write a store as a LeRobot v3.0 dataset (parquet + H.264 mp4)", _export_lerobot,
+                       [("store", {}), ("out", {"help": "new dataset folder"}),
+                        ("--crf", {"type": int, "default": 18, "help": "H.264 quality, lower is better"}),
+                        ("--gop", {"type": int, "default": 2, "help": "keyframe interval [frames]"})]),
+    "import-lerobot": ("read a LeRobot v3.0 dataset (video or image features) into a new store", _import_lerobot,
+                       [("lerobot_dir", {"help": "folder holding meta/info.json"}), ("store", {"help": "new store"}),
+                        ("--robot", {"help": "robot name (default: the dataset's robot_type)"})]),
 }
 
 
