@@ -13,14 +13,30 @@ def _sim(args: argparse.Namespace) -> dict:
     return sim.run(seeds=args.seeds, workers=args.workers)
 
 
-SUBJECTS = {"sim": _sim}
+def _data(args: argparse.Namespace) -> dict:
+    from embodied.bench import data
+
+    return data.run(episodes=args.episodes, frames=args.frames, samples=args.samples, workers=args.workers)
+
+
+def _bridge(args: argparse.Namespace) -> dict:
+    from embodied.bench import bridge
+
+    return bridge.run(duration=args.duration)
+
+
+SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (JSON out): sim")
+    p = sub.add_parser("bench", help="benchmarks (JSON out): sim, data, bridge")
     p.add_argument("subject", choices=sorted(SUBJECTS))
     p.add_argument("--seeds", type=int, default=50, help="seeded expert episodes per robot x task")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="rollout processes (sim), DataLoader workers (data)")
+    p.add_argument("--episodes", type=int, default=200, help="data: synthetic episodes per store")
+    p.add_argument("--frames", type=int, default=100, help="data: frames per episode")
+    p.add_argument("--samples", type=int, default=20_000, help="data: samples drawn per measurement")
+    p.add_argument("--duration", type=float, default=60.0, help="bridge: length of the 50 Hz loop [s]")
     p.add_argument("--out", help="JSON file (default: out/bench/SUBJECT.json)")
     p.set_defaults(run=run)
 

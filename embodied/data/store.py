@@ -35,7 +35,7 @@ from embodied.errors import CorruptStore, SchemaMismatch
 FORMAT, VERSION = "embodied-episodes", 1
 STATE_CHUNK, IMAGE_CHUNK = 4096, 64  # frames per chunk
 _EPISODE_META = ("success", "task_index", "source_index", "seed")
-_IMAGE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
+_IMAGE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.noshuffle)  # uint8: shuffling buys nothing, decoding is 2x faster without
 
 
 class EpisodeStore:
