@@ -36,3 +36,44 @@ class InvalidEpisode(DataError, ValueError):
 
 class UnsupportedFormat(DataError):
     pass
+
+
+# --- policy and checkpoints (embodied.policy) ---------------------------------------------
+#
+#   EmbodiedError
+#   ├── PolicyError             the VLA policy
+#   │   ├── ConfigError             an invalid PolicyConfig or an unknown preset
+#   │   ├── NoAdapter               a robot the policy has no adapter for
+#   │   └── InvalidInput            an observation, batch or instruction the policy cannot use
+#   └── CheckpointError         policy checkpoints
+#       ├── CorruptCheckpoint       missing files, unreadable or altered weights
+#       └── CheckpointMismatch      a checkpoint that does not fit what it is loaded for
+#                                   (robot, statistics, RobotSpec, encoder versions)
+
+
+class PolicyError(EmbodiedError):
+    pass
+
+
+class ConfigError(PolicyError, ValueError):
+    pass
+
+
+class NoAdapter(PolicyError):
+    pass
+
+
+class InvalidInput(PolicyError, ValueError):
+    pass
+
+
+class CheckpointError(EmbodiedError):
+    pass
+
+
+class CorruptCheckpoint(CheckpointError):
+    pass
+
+
+class CheckpointMismatch(CheckpointError):
+    pass

@@ -1,0 +1,90 @@
+"""Per-robot adapters: everything of the policy that depends on the robot.
+
+An adapter turns its robot's proprioception (any number of dimensions) into tokens, adds
+a few learned robot tokens and one learned embedding per camera of the robot, and maps
+head features to its robot's action dimensions. Everything else is shared; adding a robot
+is adding an adapter.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from embodied.errors import NoAdapter
+from embodied.policy.config import PolicyConfig
+
+
+class RobotAdapter(nn.Module):
+    """Args:
+        state_dim: proprioception dimensions n.
+        action_dim: action dimensions m.
+        cameras: the robot's camera names (one learned embedding each).
+        config: policy architecture (token width, token counts, head kind).
+    """
+
+    def __init__(self, state_dim: int, action_dim: int, cameras: Sequence[str], config: PolicyConfig):
+        super().__init__()
+        if state_dim < 1 or action_dim < 1 or len(set(cameras)) != len(cameras):
+            raise NoAdapter(f"an adapter needs state_dim >= 1, action_dim >= 1 and distinct camera names; "
+                            f"found {state_dim}, {action_dim}, {list(cameras)}")
+        self.state_dim, self.action_dim, self.cameras = int(state_dim), int(action_dim), list(cameras)
+        d = config.width
+        self.num_state_tokens = config.state_tokens
+        # input: the state with absent dimensions zeroed, and the mask itself
+        self.state_stem = nn.Sequential(nn.Linear(2 * state_dim, d), nn.SiLU(), nn.Linear(d, config.state_tokens * d))
+        self.robot_tokens = nn.Parameter(torch.randn(config.robot_tokens, d) * 0.02)
+        self.camera_embed = nn.Parameter(torch.randn(len(cameras), d) * 0.02)
+        self.action_out = nn.Linear(config.head_width, action_dim)
+        self.action_in = nn.Linear(action_dim, config.head_width) if config.head == "flow" else None
+
+    def state_tokens(self, state: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Normalized state float32[B, n] and mask bool[B, n] -> tokens float32[B, S, d]."""
+        mask = mask.to(state.dtype)
+        x = torch.cat([state * mask, mask], dim=-1)
+        return self.state_stem(x).unflatten(-1, (self.num_state_tokens, -1))
+
+    def camera_index(self, name: str) -> int:
+        if name not in self.cameras:
+            raise NoAdapter(f"camera {name!r} is not one of this robot's cameras {self.cameras}")
+        return self.cameras.index(name)
+
+
+class Adapters(nn.Module):
+    """Robot name -> RobotAdapter, in an nn.ModuleDict."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        self.robots = nn.ModuleDict()
+
+    def add_robot(self, name: str, state_dim: int, action_dim: int, cameras: Sequence[str]) -> RobotAdapter:
+        """A new adapter (randomly initialized) for robot `name`; replaces an existing one."""
+        self.robots[name] = RobotAdapter(state_dim, action_dim, cameras, self.config)
+        return self.robots[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.robots.keys())
+
+    def __getitem__(self, name: str) -> RobotAdapter:
+        if name not in self.robots:
+            close = difflib.get_close_matches(name, self.names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NoAdapter(f"the policy has no adapter for robot {name!r}{hint} Robots: {self.names}. "
+                            "Add one with `embodied finetune --robot NAME --adapter-only`")
+        return self.robots[name]
+
+    def adapter_state_dict(self, name: str) -> dict[str, torch.Tensor]:
+        """The parameters of one adapter alone (keys relative to the adapter)."""
+        return {k: v.detach().clone() for k, v in self[name].state_dict().items()}
+
+    def freeze_all_but(self, model: nn.Module, name: str) -> list[nn.Parameter]:
+        """Freeze every parameter of `model` except robot `name`'s adapter; return the trainable ones."""
+        keep = {id(p) for p in self[name].parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in keep)
+        return list(self[name].parameters())

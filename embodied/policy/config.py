@@ -1,0 +1,123 @@
+"""PolicyConfig and its named presets (no torch here).
+
+    >>> from embodied.policy.config import preset
+    >>> cfg = preset("small", chunk=8)
+
+Presets:
+    tiny   tests: trains in seconds on CPU
+    small  default: CPU-trainable (a few million parameters, a few ms per chunk on 2 cores)
+    base   GPU training
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from embodied.errors import ConfigError
+
+HEADS = ("l1", "flow")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Architecture of a VLAPolicy.
+
+    Args:
+        name: preset this config derives from.
+        chunk: action chunk length H [control steps].
+        width: token width d of the trunk.
+        depth: transformer layers of the trunk.
+        heads: attention heads (divides width).
+        mlp_ratio: hidden width of the trunk MLPs, as a multiple of width.
+        dropout: dropout of the trunk.
+        image_channels: channels of the conv stem; one stride-2 block per entry.
+        image_grid: the stem's feature map is pooled to image_grid x image_grid tokens per camera.
+        robot_tokens: learned tokens per robot adapter.
+        state_tokens: tokens the state stem makes from the proprioception.
+        head: "l1" (regression) or "flow" (rectified flow matching).
+        flow_width, flow_depth: width and residual blocks of the flow head's velocity network.
+        flow_steps: Euler steps from noise to actions at inference.
+    """
+
+    name: str = "custom"
+    chunk: int = 16
+    width: int = 256
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    image_channels: tuple[int, ...] = (32, 48, 64, 96)
+    image_grid: int = 4
+    robot_tokens: int = 2
+    state_tokens: int = 2
+    head: str = "l1"
+    flow_width: int = 128
+    flow_depth: int = 2
+    flow_steps: int = 10
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_channels", tuple(self.image_channels))
+        positive = ("chunk", "width", "depth", "heads", "mlp_ratio", "image_grid", "robot_tokens", "state_tokens",
+                    "flow_width", "flow_depth", "flow_steps")
+        bad = {k: getattr(self, k) for k in positive
+               if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), int) or getattr(self, k) < 1}
+        if bad:
+            raise ConfigError(f"policy config {self.name!r}: {bad} must be positive integers")
+        if self.width % self.heads:
+            raise ConfigError(f"policy config {self.name!r}: width {self.width} is not divisible by heads {self.heads}")
+        if not self.image_channels or not all(isinstance(c, int) and c > 0 for c in self.image_channels):
+            raise ConfigError(f"policy config {self.name!r}: image_channels must be positive integers, "
+                              f"found {self.image_channels}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"policy config {self.name!r}: dropout must lie in [0, 1), found {self.dropout}")
+        if self.head not in HEADS:
+            raise ConfigError(f"policy config {self.name!r}: unknown head {self.head!r}; use one of {HEADS}")
+
+    @property
+    def head_width(self) -> int:
+        """Width of the features the robot's action layers read."""
+        return self.flow_width if self.head == "flow" else self.width
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PolicyConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"policy config has unknown fields {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+
+PRESETS: tuple[PolicyConfig, ...] = (
+    PolicyConfig(name="tiny", chunk=4, width=32, depth=1, heads=2, mlp_ratio=2, image_channels=(8, 16, 16),
+                 image_grid=2, robot_tokens=1, state_tokens=1, flow_width=32, flow_depth=1, flow_steps=4),
+    PolicyConfig(name="small", width=192, image_channels=(16, 32, 64, 96)),
+    PolicyConfig(name="base", width=512, depth=8, heads=8, dropout=0.1, image_channels=(48, 64, 96, 128, 192),
+                 image_grid=6, robot_tokens=4, state_tokens=4, flow_width=256, flow_depth=3),
+)
+DEFAULT_PRESET = "small"
+
+_BY_NAME = {p.name: p for p in PRESETS}
+if len(_BY_NAME) != len(PRESETS):
+    raise ConfigError(f"duplicate policy preset names in {[p.name for p in PRESETS]}")
+
+
+def available() -> list[str]:
+    """Names of the presets."""
+    return list(_BY_NAME)
+
+
+def preset(name: str = DEFAULT_PRESET, **overrides: Any) -> PolicyConfig:
+    """The preset `name`, with fields replaced by `overrides` (validated again)."""
+    if name not in _BY_NAME:
+        close = difflib.get_close_matches(str(name), _BY_NAME, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown policy preset {name!r}{hint} Presets: {available()}")
+    unknown = sorted(set(overrides) - {f.name for f in fields(PolicyConfig)})
+    if unknown:
+        raise ConfigError(f"unknown policy config fields {unknown}; known: {[f.name for f in fields(PolicyConfig)]}")
+    return replace(_BY_NAME[name], **overrides)

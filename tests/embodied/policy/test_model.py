@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from embodied.errors import InvalidInput, NoAdapter
+
+
+def loss(policy, batch, seed=0):
+    return policy(batch, generator=torch.Generator().manual_seed(seed))["loss"]
+
+
+@pytest.mark.parametrize("head", ["l1", "flow"])
+def test_mixed_robot_batch_shapes(make_policy, make_batch, head):
+    policy, batch = make_policy(head=head), make_batch()
+    out = policy(batch)
+    assert set(out) == {"loss", "loss/so100", "loss/panda"} and out["loss"].ndim == 0
+    pred = policy.predict(batch, generator=torch.Generator().manual_seed(0))
+    assert pred.shape == (3, 4, 8)
+    assert torch.all(pred[[0, 2], :, 6:] == 0)  # so100 has 6 action dimensions
+
+
+@pytest.mark.parametrize("head", ["l1", "flow"])
+def test_masked_actions_do_not_count(make_policy, make_batch, head):
+    policy, batch = make_policy(head=head), make_batch()
+    padded = batch["actions"].clone()
+    padded[2, 2:] += 100.0  # steps past the episode end (action_valid False)
+    assert torch.equal(loss(policy, dict(batch, actions=padded)), loss(policy, batch))
+    action_mask = batch["action_mask"].clone()
+    action_mask[1, 3] = False  # panda's 4th dimension absent
+    masked = dict(batch, action_mask=action_mask)
+    absent = batch["actions"].clone()
+    absent[1, :, 3] += 100.0
+    assert torch.equal(loss(policy, dict(masked, actions=absent)), loss(policy, masked))
+    assert not torch.equal(loss(policy, dict(batch, actions=absent)), loss(policy, batch))
+
+
+def test_masked_camera_pixels_do_not_matter(make_policy, make_batch):
+    policy, batch = make_policy().eval(), make_batch()
+    images = batch["images"].clone()
+    images[0, 2] = 255 - images[0, 2]  # so100 has no "external" camera
+    images[1, 0] = 0  # panda has no "front" camera
+    assert torch.equal(policy.predict(batch), policy.predict(dict(batch, images=images)))
+    images[0, 1] = 0  # a present camera does matter
+    assert not torch.equal(policy.predict(batch), policy.predict(dict(batch, images=images)))
+
+
+def test_language_changes_features_and_actions(make_policy, make_batch, language):
+    policy, batch = make_policy().eval(), make_batch()
+    other = dict(batch, instruction=["pick up the blue cube", *batch["instruction"][1:]])
+    assert not torch.allclose(policy.predict(batch)[0], policy.predict(other)[0])
+    assert torch.equal(policy.predict(batch)[1:], policy.predict(other)[1:])
+    red, blue = (torch.from_numpy(language([f"pick up the {c} cube"])) for c in ("red", "blue"))
+    image = batch["images"][0, :1]
+    assert not torch.allclose(policy.image(image, red), policy.image(image, blue))  # FiLM
+
+
+@pytest.mark.parametrize("head", ["l1", "flow"])
+def test_heads_fit_a_fixed_batch(make_policy, make_batch, head):
+    policy, batch = make_policy(head=head), make_batch()
+    before = loss(policy, batch).item()
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-2)
+    for step in range(50):
+        opt.zero_grad()
+        policy(batch, generator=torch.Generator().manual_seed(step))["loss"].backward()
+        opt.step()
+    assert loss(policy, batch).item() < 0.5 * before
+
+
+def test_adapter_only_training_leaves_the_rest(make_policy, make_batch):
+    policy, batch = make_policy(), make_batch()
+    trainable = policy.adapter_only("panda")
+    assert {id(p) for p in trainable} == {id(p) for p in policy.parameters() if p.requires_grad}
+    frozen = {k: v.clone() for k, v in policy.state_dict().items() if not k.startswith("adapters.robots.panda.")}
+    panda = {k: v.clone() for k, v in policy.adapters.adapter_state_dict("panda").items()}
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    policy(batch)["loss"].backward()
+    opt.step()
+    state = policy.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in frozen.items())
+    assert any(not torch.equal(policy.adapters.adapter_state_dict("panda")[k], v) for k, v in panda.items())
+    assert set(panda) == set(policy.adapters.robots["panda"].state_dict())
+
+
+def test_add_robot_and_bad_batches(make_policy, make_batch):
+    policy, batch = make_policy(), make_batch()
+    with pytest.raises(NoAdapter, match="did you mean 'panda'"):
+        policy(dict(batch, robot=["so100", "pandas", "so100"]))
+    policy.add_robot("ur5e", 7, 7, ["front", "side"])
+    assert "ur5e" in policy.adapters.names
+    bad = dict(batch, state=batch["state"].clone())
+    bad["state"][0, 0] = float("nan")
+    with pytest.raises(InvalidInput, match="NaN"):
+        policy(bad)
+    with pytest.raises(InvalidInput, match="horizon=4"):
+        policy(make_batch(chunk=5))
+    with pytest.raises(InvalidInput, match="non-empty text"):
+        policy(dict(batch, instruction=["", "push", "push"]))
