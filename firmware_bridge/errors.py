@@ -6,6 +6,10 @@
     ├── EncodingError        a value that does not fit its register size or encoding
     ├── ServoError           a status packet whose error byte is set
     ├── WrongServo           a reply from another servo id than the one asked
+    ├── ServoTimeout         servos that stayed silent through every retry
+    ├── NotConnected         a bus used before connect() or after disconnect()
+    ├── PortError            a serial port that cannot be opened, or vanished
+    ├── UnknownProtocol      a bus protocol that no codec provides
     ├── UnknownServoModel    a model name that no control table provides
     └── UnknownRegister      a register that the servo model's control table lacks
 
@@ -84,6 +88,42 @@ class WrongServo(BridgeError):
         )
 
 
+class ServoTimeout(BridgeError, TimeoutError):
+    """Servos that did not answer within the reply timeout, through every retry.
+
+    Attributes:
+        servo_ids: the silent servos.
+        timeout: the reply timeout of each attempt [s].
+        attempts: how many requests were sent.
+    """
+
+    def __init__(self, servo_ids: Sequence[int], what: str, timeout: float, attempts: int):
+        self.servo_ids, self.timeout, self.attempts = tuple(servo_ids), timeout, attempts
+        super().__init__(
+            f"servo(s) {', '.join(map(str, self.servo_ids))} did not answer {what} within "
+            f"{timeout * 1e3:.1f} ms, {attempts} attempt(s). Fix: check power, cabling, the id and the "
+            "baud rate (ping the id), and the adapter's latency timer"
+        )
+
+
+class NotConnected(BridgeError, ConnectionError):
+    """A bus used before `connect()` or after `disconnect()`."""
+
+    def __init__(self, port: str, action: str):
+        self.port = port
+        super().__init__(f"cannot {action}: the bus on {port!r} is not connected. Fix: call connect() "
+                         "first or use the bus as a context manager")
+
+
+class PortError(BridgeError, ConnectionError):
+    """A serial port that cannot be opened, or that vanished while in use."""
+
+    def __init__(self, port: str, problem: str):
+        self.port = port
+        super().__init__(f"serial port {port!r}: {problem}. Fix: check the cable and the path "
+                         "(firmware_bridge.transport.list_ports() lists candidates)")
+
+
 def _did_you_mean(name: str, available: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(available), n=3)
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -114,6 +154,18 @@ class UnknownRegister(BridgeError, KeyError):
             f"servo model {model!r} has no register {register}. "
             f"Its registers: {', '.join(available)}"
         )
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class UnknownProtocol(BridgeError, KeyError):
+    """A bus protocol name that no codec provides."""
+
+    def __init__(self, name: str, available: Sequence[str]):
+        self.name, self.available = name, tuple(available)
+        super().__init__(f"unknown bus protocol {name!r}.{_did_you_mean(name, available)} "
+                         f"Known protocols: {', '.join(available)}")
 
     def __str__(self) -> str:
         return self.args[0]

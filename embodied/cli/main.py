@@ -8,9 +8,9 @@ import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
 
-from embodied.cli import bench, data, demo, record, robots_cmd, sim, simgen  # noqa: E402
+from embodied.cli import bench, data, demo, emulate, record, robots_cmd, sim, simgen  # noqa: E402
 
-SUBCOMMANDS = {"robots": robots_cmd, "sim": sim, "simgen": simgen, "record": record, "data": data, "demo": demo, "bench": bench}
+SUBCOMMANDS = {"robots": robots_cmd, "sim": sim, "simgen": simgen, "record": record, "data": data, "demo": demo, "bench": bench, "emulate": emulate}
 
 
 def build_parser() -> argparse.ArgumentParser:
