@@ -6,7 +6,9 @@
 
 The protocol (Feetech STS, Dynamixel 2.0) comes from `BusSpec.protocol` through
 `codec.CODECS`; each servo's control table from its model name. Angles are joint angles
-[rad]: each servo's direction and offset from robot.toml are applied here, in one place.
+[rad]: each servo's calibration (`firmware_bridge.calibration`: homing offset, direction,
+range of this physical arm; by default robot.toml's direction and offset) is applied here,
+in one place.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
-from firmware_bridge import encoding
+from firmware_bridge.calibration import Calibration
 from firmware_bridge.codec import codec_for
 from firmware_bridge.errors import BridgeError, NotConnected, ServoError
 from firmware_bridge.link import Link, Timing
@@ -39,16 +41,20 @@ class ServoBus:
         port: serial port path (a USB adapter, or the pty of an emulated chain).
         timing: reply timeouts and retries.
         open_transport: `(port, baudrate) -> Transport`; pyserial by default.
+        calibration: ticks <-> joint angles of this arm; `Calibration.from_bus(spec)`
+            (robot.toml's directions and offsets) by default.
     """
 
     def __init__(self, spec: BusSpec, port: str, timing: Timing = Timing(),
-                 open_transport: TransportFactory = SerialTransport):
+                 open_transport: TransportFactory = SerialTransport, calibration: Calibration | None = None):
         self.spec, self.port, self.timing = spec, port, timing
         self.codec = codec_for(spec.protocol)
         self._open_transport = open_transport
         self.servos: tuple[ServoSpec, ...] = spec.servos
         self.ids: tuple[int, ...] = tuple(s.id for s in spec.servos)
         self.models: dict[int, ServoModel] = {s.id: table_for(s.model) for s in spec.servos}
+        self.calibration = calibration or Calibration.from_bus(spec)
+        self._cal = self.calibration.for_bus(spec)
         models = list(self.models.values())
         self._state_blocks: tuple[Block, ...] = blocks_for(models, self.codec.state_regs)
         # an instruction failed (Dynamixel error number); Feetech error bits are hardware state
@@ -93,6 +99,12 @@ class ServoBus:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.disconnect()
+
+    @property
+    def missed_replies(self) -> int:
+        """Replies that a request waited for in vain since connect() (each one was asked
+        again, or ended in a `ServoTimeout`): the fault monitor turns its growth into retry events."""
+        return self._link.missed if self._link is not None else 0
 
     def _connected(self, action: str) -> Link:
         if self._link is None:
@@ -166,17 +178,16 @@ class ServoBus:
         n = len(ids)
         pos, vel, load, volt, temp = (np.zeros(n) for _ in range(5))
         bits = np.zeros(n, np.uint8)
-        for k, servo in enumerate(self.servos):
+        for k, (servo, cal) in enumerate(zip(self.servos, self._cal)):
             model = self.models[servo.id]
 
             def value(reg: Reg) -> int:
                 block = block_holding(self._state_blocks, model, reg)
                 return model.register(reg).decode(block.slice(data[block][servo.id].params, model, reg))
 
-            pos[k] = encoding.ticks_to_radians(value(Reg.PRESENT_POSITION), model.resolution, servo.direction,
-                                               servo.offset)
-            vel[k] = servo.direction * value(Reg.PRESENT_VELOCITY) * model.velocity_unit
-            load[k] = servo.direction * value(model.effort) * model.effort_unit
+            pos[k] = cal.to_radians(value(Reg.PRESENT_POSITION))
+            vel[k] = cal.direction * value(Reg.PRESENT_VELOCITY) * model.velocity_unit
+            load[k] = cal.direction * value(model.effort) * model.effort_unit
             volt[k] = value(Reg.PRESENT_VOLTAGE) * model.voltage_unit
             temp[k] = value(Reg.PRESENT_TEMPERATURE) * model.temperature_unit
             error_byte = 0
@@ -209,11 +220,9 @@ class ServoBus:
         if targets.shape != (len(self.servos),):
             raise BridgeError(f"write_targets got {targets.shape[0] if targets.ndim else 0} targets, the bus has "
                               f"{len(self.servos)} servos ({', '.join(s.joint for s in self.servos)})")
-        ticks = {s.id: encoding.radians_to_ticks(float(q), self.models[s.id].resolution, s.direction, s.offset)
-                 for s, q in zip(self.servos, targets)}
+        ticks = {c.id: c.to_ticks(float(q)) for c, q in zip(self._cal, targets)}
         self.sync_write(Reg.GOAL_POSITION, ticks)
-        return np.array([encoding.ticks_to_radians(ticks[s.id], self.models[s.id].resolution, s.direction,
-                                                   s.offset) for s in self.servos])
+        return np.array([c.to_radians(ticks[c.id], unwrap=False) for c in self._cal])
 
     def torque(self, on: bool) -> None:
         """Enable or disable torque on every servo. Enabling first sets each goal to the
