@@ -11,7 +11,9 @@
     ├── PortError            a serial port that cannot be opened, or vanished
     ├── UnknownProtocol      a bus protocol that no codec provides
     ├── UnknownServoModel    a model name that no control table provides
-    └── UnknownRegister      a register that the servo model's control table lacks
+    ├── UnknownRegister      a register that the servo model's control table lacks
+    ├── FaultProfileError    a fault profile (TOML) with a missing or invalid field
+    └── UnknownFaultProfile  a fault profile name that no shipped profile has
 
 Every message says what was expected, what was found and, where one exists, what to do.
 """
@@ -166,6 +168,27 @@ class UnknownProtocol(BridgeError, KeyError):
         self.name, self.available = name, tuple(available)
         super().__init__(f"unknown bus protocol {name!r}.{_did_you_mean(name, available)} "
                          f"Known protocols: {', '.join(available)}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class FaultProfileError(BridgeError, ValueError):
+    """A fault profile whose TOML is invalid, naming the file and the field."""
+
+    def __init__(self, source: str, field: str, problem: str, fix: str):
+        self.source, self.field = source, field
+        super().__init__(f"fault profile {source}: {field}: {problem}. Fix: {fix}")
+
+
+class UnknownFaultProfile(BridgeError, KeyError):
+    """A fault profile name that is neither a shipped profile nor an existing file."""
+
+    def __init__(self, name: str, available: Sequence[str]):
+        self.name, self.available = name, tuple(available)
+        super().__init__(f"unknown fault profile {name!r}.{_did_you_mean(name, available)} "
+                         f"Shipped profiles: {', '.join(available)}. Fix: name one of them or give a path "
+                         "to a .toml file")
 
     def __str__(self) -> str:
         return self.args[0]

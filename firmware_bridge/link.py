@@ -53,6 +53,7 @@ class Link:
 
     def __init__(self, transport: Transport, codec: Codec, baudrate: int, timing: Timing):
         self.transport, self.codec, self.baudrate, self.timing = transport, codec, baudrate, timing
+        self.missed = 0  # replies that an attempt waited for in vain (lost, late or garbled), in total
 
     def wire_time(self, n_bytes: int) -> float:
         """Time that `n_bytes` take on the bus [s]."""
@@ -95,6 +96,7 @@ class Link:
             missing = [i for i in missing if i not in replies]
             if not missing:
                 return replies
+            self.missed += len(missing)
         if wrong is not None:
             raise WrongServo(missing[0], wrong)
         if garbage is not None:

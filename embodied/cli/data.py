@@ -82,6 +82,21 @@ def _import_lerobot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blackbox(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from firmware_bridge.monitor import format_entry, read_blackbox
+
+    entries = read_blackbox(args.log)
+    t0 = entries[0]["t"] if entries else 0.0
+    shown = [e for e in entries if not args.kind or e.get("kind") in args.kind.split(",")]
+    for entry in shown:
+        print(format_entry(entry, t0))
+    counts = Counter(f"{e.get('kind')} {e.get('what')}" for e in entries if e.get("kind") != "run")
+    print(f"{args.log}: {len(entries)} entries, {len(shown)} shown; " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
+    return 0
+
+
 ACTIONS = {
     "info": ("summary of a store (add --episodes for one line per episode)", _info,
              [("store", {}), ("--episodes", {"action": "store_true"})]),
@@ -100,6 +115,9 @@ ACTIONS = {
     "import-lerobot": ("read a LeRobot v3.0 dataset (video or image features) into a new store", _import_lerobot,
                        [("lerobot_dir", {"help": "folder holding meta/info.json"}), ("store", {"help": "new store"}),
                         ("--robot", {"help": "robot name (default: the dataset's robot_type)"})]),
+    "blackbox": ("print a fault monitor black-box log (JSON lines)", _blackbox,
+                 [("log", {"help": "a .jsonl file written by the monitor"}),
+                  ("--kind", {"help": "only these event kinds, e.g. overheat,bus_timeout"})]),
 }
 
 
