@@ -77,6 +77,7 @@ def run_leader(args: argparse.Namespace) -> int:
     from firmware_bridge.bus import ServoBus
     from firmware_bridge.calibration import Calibration, calibration_path, load_calibration
     from firmware_bridge.errors import BridgeError
+    from firmware_bridge.monitor import BlackBox
 
     if not (args.port and args.leader_port):
         raise EmbodiedError("--teleop leader needs --leader-port (the arm you move) and --port (the follower)")
@@ -101,12 +102,15 @@ def run_leader(args: argparse.Namespace) -> int:
         leader = ServoBus(leader_robot.bus, args.leader_port,
                           calibration=calibration(leader_robot, args.leader_instance))
         follower = ServoBus(follower_robot.bus, args.port, calibration=calibration(follower_robot, args.instance))
+        blackbox = BlackBox.create("out/blackbox", follower_robot.name, {"mode": "leader teleoperation"})
+        print(f"black box: {blackbox.path}")
         with leader, follower, TerminalKeys() as keys:
             print("Enter: start / save an episode   Backspace or d: discard   r: re-record   q: quit")
             summary = teleoperate(leader, follower, follower_robot, leader_robot, keys, store,
                                   task=args.task or "leader teleoperation", cameras=cameras,
                                   max_episodes=args.episodes,
-                                  on_status=lambda line: print(f"\r{line:<60}", end="", flush=True))
+                                  on_status=lambda line: print(f"\r{line:<60}", end="", flush=True),
+                                  blackbox=blackbox)
     except BridgeError as e:
         raise EmbodiedError(str(e)) from e
     except KeyboardInterrupt:

@@ -3,8 +3,9 @@
 Both arms are `ServoBus`es with their own calibrations, so joint angles [rad] mean the
 same on both; joints are matched by name, and the gripper by its opening in [0, 1]. Each
 control tick (the follower's `control_hz`) reads the leader, clips the targets to the
-follower's joint limits in one place (`clip_targets`), writes them to the follower, and,
-while an episode is recorded, keeps the frame. Saved episodes go to the same episode store
+follower's calibrated joint range (`clip_targets`), and hands them to a `SafeController`:
+the fault monitor checks the follower every tick, applies its graded reactions, limits each
+step and logs every event to the black box. While an episode is recorded, the frame is kept. Saved episodes go to the same episode store
 as simulated collection, with source "teleop":
 
     observation.state  follower joint positions [rad] (robot.toml joint order) + gripper opening [0, 1]
@@ -37,6 +38,7 @@ from embodied.errors import EmbodiedError, SchemaMismatch
 from firmware_bridge.bus import ServoBus
 from firmware_bridge.calibration import ServoCalibration
 from firmware_bridge.errors import BridgeError
+from firmware_bridge.monitor import BlackBox, SafeController
 
 
 class TeleopError(EmbodiedError):
@@ -231,7 +233,7 @@ def teleoperate(leader: ServoBus, follower: ServoBus, follower_robot: robots.Rob
                 leader_robot: robots.RobotSpec, source: InputSource, store: EpisodeStore | None = None,
                 task: str = "leader teleoperation", cameras: Mapping[str, Camera] | None = None,
                 max_episodes: int | None = None, max_ticks: int | None = None,
-                on_status: Callable[[str], None] | None = None) -> LeaderSummary:
+                on_status: Callable[[str], None] | None = None, blackbox: BlackBox | None = None) -> LeaderSummary:
     """Drive `follower` from `leader` at the follower's control rate until the source asks
     to quit (or `max_episodes` are saved, or `max_ticks` ticks have run).
 
@@ -256,7 +258,8 @@ def teleoperate(leader: ServoBus, follower: ServoBus, follower_robot: robots.Rob
                              source="teleop"))
 
     leader.torque(False)
-    follower.torque(True)
+    controller = SafeController(follower, follower_robot, blackbox=blackbox)  # fault monitor on the follower
+    controller.start()
     try:
         next_tick = time.perf_counter()
         while max_ticks is None or summary.ticks < max_ticks:
@@ -283,15 +286,14 @@ def teleoperate(leader: ServoBus, follower: ServoBus, follower_robot: robots.Rob
             elif "start" in events and not recording:
                 recording = True
             leader_state = leader.read_state()
-            follower_state = follower.read_state()
             wanted = leader_to_follower(leader_state.positions, leader, leader_layout, follower, follower_layout)
             targets, clipped = clip_targets(wanted, lo, hi)
-            sent = follower.write_targets(targets)
+            step = controller.step(targets)  # read, check, react; the monitor clips steps and logs every fault
             summary.ticks += 1
             summary.clipped += bool(clipped.any())
-            if recording:
-                frames.append((follower_layout.observation(follower, follower_state.positions),
-                               follower_layout.observation(follower, sent),
+            if recording and step.sent is not None and step.state is not None:
+                frames.append((follower_layout.observation(follower, step.state.positions),
+                               follower_layout.observation(follower, step.sent),
                                {name: cam.read() for name, cam in cameras.items()}))
             if on_status is not None:
                 on_status(f"{'REC ' + str(len(frames)) + ' frames' if recording else 'ready (Enter to record)'}"
@@ -303,6 +305,7 @@ def teleoperate(leader: ServoBus, follower: ServoBus, follower_robot: robots.Rob
             else:
                 next_tick = time.perf_counter()  # late: do not try to catch up
     finally:
+        controller.monitor.log("controller", "teleop end", detail="follower holds where it is")
         _hold(follower)
     return summary
 
