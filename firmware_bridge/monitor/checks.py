@@ -15,7 +15,8 @@ from firmware_bridge.emulator.servo import PHYSICS
 from firmware_bridge.monitor.events import Finding, Reading
 from firmware_bridge.state import BusState
 from firmware_bridge.tables import Reg, table_for
-from robots.spec import RobotSpec, SafetySpec
+from robots.spec import RobotSpec
+from robots.safety import SafetySpec
 
 # hardware error bit name -> fault kind (other names: "servo_error")
 ERROR_KINDS = {"overheating": "overheat", "overload": "overload", "overcurrent": "overload",

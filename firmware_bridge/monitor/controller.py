@@ -25,7 +25,8 @@ from firmware_bridge.monitor.core import Monitor
 from firmware_bridge.monitor.events import Reaction, Reading, Verdict
 from firmware_bridge.state import BusState
 from firmware_bridge.tables import Reg
-from robots.spec import RobotSpec, SafetySpec
+from robots.spec import RobotSpec
+from robots.safety import SafetySpec
 
 # faults after which the arm holds where it is, not at its last command (it cannot get there)
 HOLD_AT_PRESENT = frozenset({"tracking", "overload", "position_limit", "torque_lost"})

@@ -21,7 +21,8 @@ from firmware_bridge.monitor.checks import CHECKS, CONFIRMED, Context, Limits
 from firmware_bridge.monitor.events import (COMMAND_JUMP, COMMAND_LIMIT, LATENCY, RETRY, Event, Finding, Reaction,
                                             Reading, Verdict)
 from firmware_bridge.state import BusState
-from robots.spec import RobotSpec, SafetySpec
+from robots.spec import RobotSpec
+from robots.safety import SafetySpec
 
 Key = tuple[str, int | None]  # (fault kind, servo index or None for the bus)
 # kinds whose checks still run when the read failed (all others freeze until a good read)

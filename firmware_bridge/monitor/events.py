@@ -78,7 +78,7 @@ class Event:
 
     Attributes:
         t: `time.monotonic()` [s].
-        kind: a fault kind (robots.spec.FAULT_KINDS) or an instantaneous kind (retry, latency,
+        kind: a fault kind (robots.safety.FAULT_KINDS) or an instantaneous kind (retry, latency,
             command_limit, command_jump) or a controller note (start, shutdown, reaction ...).
         what: "raised", "escalated", "cleared", "occurred", "clipped", or a controller note.
         servo: servo id, None for the whole bus.

@@ -23,7 +23,7 @@ from firmware_bridge.link import Timing
 from firmware_bridge.monitor import BlackBox, Monitor, Reaction, SafeController, audit, read_blackbox
 from firmware_bridge.tables import Reg
 from robots.errors import SpecError
-from robots.spec import SafetySpec
+from robots.safety import SafetySpec
 
 ROBOT = robots.load("so100")
 HOME = np.array([*ROBOT.home, 0.5])
