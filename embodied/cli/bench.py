@@ -25,11 +25,17 @@ def _bridge(args: argparse.Namespace) -> dict:
     return bridge.run(duration=args.duration)
 
 
-SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge}
+def _policy(args: argparse.Namespace) -> dict:
+    from embodied.bench import policy
+
+    return policy.run()
+
+
+SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge, "policy": _policy}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (JSON out): sim, data, bridge")
+    p = sub.add_parser("bench", help="benchmarks (JSON out): sim, data, bridge, policy")
     p.add_argument("subject", choices=sorted(SUBJECTS))
     p.add_argument("--seeds", type=int, default=50, help="seeded expert episodes per robot x task")
     p.add_argument("--workers", type=int, default=2, help="rollout processes (sim), DataLoader workers (data)")

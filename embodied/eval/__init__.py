@@ -1,6 +1,11 @@
-"""Seeded simulated rollouts in worker processes, and success rates with confidence intervals."""
+"""Seeded simulated rollouts (scripted experts or trained policies) in worker processes,
+success rates with confidence intervals, and policy evaluation (`evaluate`)."""
 
+from embodied.eval.chunking import ChunkExecutor, Execution
+from embodied.eval.evaluate import EvalConfig, evaluate
+from embodied.eval.policy_rollout import PolicySpec
 from embodied.eval.rollouts import RolloutJob, RolloutResult, run_jobs
 from embodied.eval.stats import SuccessRate, success_table, wilson_interval
 
-__all__ = ["RolloutJob", "RolloutResult", "SuccessRate", "run_jobs", "success_table", "wilson_interval"]
+__all__ = ["ChunkExecutor", "EvalConfig", "Execution", "PolicySpec", "RolloutJob", "RolloutResult", "SuccessRate",
+           "evaluate", "run_jobs", "success_table", "wilson_interval"]

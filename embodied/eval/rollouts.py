@@ -1,8 +1,9 @@
-"""Run seeded expert rollouts in parallel worker processes.
+"""Run seeded rollouts (scripted expert or trained policy) in parallel worker processes.
 
 Workers start from a fork server, not a fork of the caller: a process that has already
 created an EGL context (any earlier render) must not be forked, or the child's renderer
-hangs. Each worker keeps one env per (robot, task) and creates its own renderers.
+hangs. Each worker keeps one env per (robot, task, rendering, images) and creates its own
+renderers; a policy is loaded once per worker (`embodied.eval.policy_rollout`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from embodied.eval.policy_rollout import PolicySpec
+
 
 @dataclass(frozen=True)
 class RolloutJob:
+    """One episode. `policy` None: the task's scripted expert; otherwise that policy."""
+
     robot: str
     task: str
     seed: int
     video: str | None = None  # write an mp4 of this episode here
     instruction_set: str = "train"
+    policy: PolicySpec | None = None
 
 
 @dataclass(frozen=True)
@@ -34,27 +40,45 @@ class RolloutResult:
     instruction: str
     seconds: float
     video: str | None = None
+    chunks: int = 0  # policy queries (policy rollouts)
+    infer_ms: float = 0.0  # mean policy latency per query [ms] (policy rollouts)
 
 
-_ENVS: dict = {}  # per worker process: (robot, task, render) -> TaskEnv
+_ENVS: dict = {}  # per worker process: (robot, task, render, images) -> TaskEnv
+
+
+def _env(job: RolloutJob):
+    from sim_scenes.env import TaskEnv
+
+    images = job.policy is not None
+    key = (job.robot, job.task, job.video is not None, images)
+    if key not in _ENVS:
+        _ENVS[key] = TaskEnv(job.task, job.robot, render_mode="rgb_array" if job.video else None, images=images)
+    return _ENVS[key]
 
 
 def run_job(job: RolloutJob) -> RolloutResult:
-    from sim_scenes.env import TaskEnv
-    from sim_scenes.rollout import run_expert
-
-    key = (job.robot, job.task, job.video is not None)
-    if key not in _ENVS:
-        _ENVS[key] = TaskEnv(job.task, job.robot, render_mode="rgb_array" if job.video else None, images=False)
-    env = _ENVS[key]
+    env = _env(job)
     t0 = time.perf_counter()
-    ep = run_expert(env, job.seed, record=job.video is not None, instruction_set=job.instruction_set)
+    if job.policy is None:
+        from sim_scenes.rollout import run_expert
+
+        ep = run_expert(env, job.seed, record=job.video is not None, instruction_set=job.instruction_set)
+        chunks, infer_ms = 0, 0.0
+    else:
+        from embodied.eval.policy_rollout import load_policy, run_policy
+
+        policy = load_policy(job.policy, job.robot)
+        t0 = time.perf_counter()
+        ep = run_policy(env, policy, job.seed, job.policy.execution, record=job.video is not None,
+                        instruction_set=job.instruction_set)
+        chunks, infer_ms = ep.chunks, 1000.0 * ep.infer_seconds / max(ep.chunks, 1)
     if job.video:
         from embodied.media import write_mp4
 
         write_mp4(Path(job.video), ep.frames, env.robot.control_hz)
     return RolloutResult(job.robot, job.task, job.seed, ep.success, ep.steps, ep.instruction,
-                         time.perf_counter() - t0, job.video)
+                         time.perf_counter() - t0, job.video, chunks, round(infer_ms, 3))
 
 
 def run_jobs(jobs: list[RolloutJob], workers: int = 1, progress: bool = True, desc: str = "rollouts") -> list[RolloutResult]:

@@ -1,0 +1,54 @@
+"""`embodied train`: pooled training over many robots (also under `torchrun --nproc_per_node N`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+
+def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
+    """Options shared by `train` and `finetune`."""
+    p.add_argument("--steps", type=int, default=steps, help=f"total optimizer steps (default {steps})")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per batch, per process (default 32)")
+    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps (default 100)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers per process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ckpt-every", type=int, default=250, help="save a checkpoint every N steps")
+    p.add_argument("--no-augment", action="store_true", help="no image shift / colour jitter")
+    p.add_argument("--max-bad-batches", type=int, default=5, help="stop after this many NaN batches in a row")
+    p.add_argument("--cache", help="instruction-embedding cache folder (default $EMBODIED_CACHE/language "
+                                   "or ~/.cache/embodied/language)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the VLA policy on pooled datasets (resumable; torchrun for many processes)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", nargs="+", metavar="DIR", help="dataset folders (episode stores or LeRobot)")
+    src.add_argument("--recipe", help="mixture recipe, e.g. datasets/NAME.toml")
+    p.add_argument("--preset", default="small", help="policy preset: tiny, small (default), base")
+    p.add_argument("--head", choices=["l1", "flow"], help="action head (default: the preset's)")
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/X (resumed when it holds a checkpoint)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=None, help="require a checkpoint to resume")
+    resume.add_argument("--no-resume", dest="resume", action="store_false", help="refuse a run folder with a checkpoint")
+    add_training_options(p, steps=2000, lr=3e-4)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from embodied.train import TrainConfig, train
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe, preset=args.preset, head=args.head,
+                      steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
+                      seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,
+                      max_bad_batches=args.max_bad_batches, language_cache=args.cache, progress=not args.no_progress)
+    summary = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2))
+        print(f"checkpoint: {args.out}/last (best: {args.out}/best); curves: {args.out}/loss.csv, {args.out}/loss.png")
+    return 0

@@ -1,0 +1,50 @@
+"""`finetune(policy, robot, cfg)`: adapter-only adaptation of a trained policy to a new arm.
+
+The new robot gets a fresh adapter sized from its RobotSpec and its data's normalization
+statistics; everything shared (image encoder, trunk, heads, other adapters) is frozen.
+Only the adapter is saved, as `adapters/<robot>.safetensors` (+ `.json`) next to the base
+checkpoint (`embodied.policy.checkpoint.save_adapter`); `load_checkpoint(base)` then loads
+base + adapter. Loss curves go to `cfg.out`. A finetune is not resumable (it restarts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import robots
+from embodied.policy import LanguageEncoder, load_checkpoint, save_adapter
+from embodied.train.config import TrainConfig
+from embodied.train.data import BatchStream, build_dataset, check_sources, open_sources
+from embodied.train.distributed import Dist
+from embodied.train.loop import Fit, fit
+from embodied.train.rundir import resolve_policy
+
+
+def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str, Any]:
+    """Train robot `robot`'s adapter on `cfg.data` with the rest of the policy frozen."""
+    base = resolve_policy(policy_path)
+    sources, _, _ = open_sources(cfg.data, cfg.recipe)
+    check_sources(sources, only_robot=robot)
+    policy = load_checkpoint(base, language=LanguageEncoder(cache_dir=cfg.cache_dir))
+    dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, cfg.augment, cfg.seed)
+    spec = robots.load(robot)
+    torch.manual_seed(cfg.seed)
+    policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])
+    policy.normalizer.set(robot, dataset.norm_stats[robot])
+    params = policy.adapter_only(robot)
+    stream = BatchStream(dataset, cfg.batch_size, None, cfg.workers, cfg.seed)
+    run = Path(cfg.out)
+    run.mkdir(parents=True, exist_ok=True)
+
+    def save(kind: str, state: dict[str, Any]) -> str:
+        return str(save_adapter(policy, robot, base)) if kind == "last" else ""
+
+    summary = fit(Fit(policy, params, stream.from_step, [robot], cfg, Dist(), run, save))
+    adapter = base / "adapters" / f"{robot}.safetensors"
+    return {**summary, "robot": robot, "base": str(base), "adapter": str(adapter),
+            "adapter_bytes": adapter.stat().st_size, "base_bytes": (base / "weights.safetensors").stat().st_size,
+            "trainable_parameters": sum(p.numel() for p in params),
+            "parameters": sum(p.numel() for p in policy.parameters())}

@@ -1,0 +1,91 @@
+"""TrainConfig: one frozen description of a training (or adapter finetuning) run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embodied.errors import ConfigError
+
+
+def default_language_cache() -> Path:
+    """Disk cache of instruction embeddings: $EMBODIED_CACHE/language or ~/.cache/embodied/language."""
+    root = os.environ.get("EMBODIED_CACHE") or Path.home() / ".cache" / "embodied"
+    return Path(root) / "language"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Args:
+        data: dataset folders (episode stores or LeRobot datasets); or
+        recipe: a mixture recipe (TOML) instead of `data`.
+        out: run folder (checkpoints, curves, train state).
+        preset: policy preset; head: "l1" or "flow" (None: the preset's).
+        steps: total batches of the run [steps]; batch_size: samples per batch per process.
+        lr: peak learning rate (AdamW); warmup: linear warm-up [steps]; schedule: "cosine"
+            (down to lr / 10 at `steps`) or "constant".
+        weight_decay, grad_clip: AdamW decay; gradient norm clip.
+        workers: DataLoader worker processes (per process).
+        seed: seeds model init, data order and augmentation.
+        ckpt_every: save `last` (and `best` when the smoothed loss improved) every N steps.
+        log_every: rows of the loss CSV every N steps.
+        resume: True: must resume; False: refuse a run folder with a checkpoint; None: resume if one exists.
+        max_bad_batches: abort after this many consecutive batches with NaN/inf.
+        diverge_factor, diverge_after: stop when the smoothed loss exceeds diverge_factor x its
+            best value, once diverge_after steps are done.
+        augment: random image shift and colour jitter.
+        language_cache: folder of cached instruction embeddings (None: default_language_cache()).
+        progress: show a tqdm bar (rank 0).
+    """
+
+    out: str
+    data: tuple[str, ...] = ()
+    recipe: str | None = None
+    preset: str = "small"
+    head: str | None = None
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 3e-4
+    warmup: int = 100
+    schedule: str = "cosine"
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    workers: int = 2
+    seed: int = 0
+    ckpt_every: int = 250
+    log_every: int = 10
+    resume: bool | None = None
+    max_bad_batches: int = 5
+    diverge_factor: float = 10.0
+    diverge_after: int = 50
+    augment: bool = True
+    language_cache: str | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in train_config.json, not interpreted
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+        if bool(self.data) == bool(self.recipe):
+            raise ConfigError("give the training data either as dataset folders (--data DIR ...) or as a recipe "
+                              f"(--recipe datasets/NAME.toml), not {'both' if self.data else 'neither'}")
+        ints = {k: getattr(self, k) for k in ("steps", "batch_size", "ckpt_every", "log_every", "max_bad_batches")}
+        bad = {k: v for k, v in ints.items() if not isinstance(v, int) or v < 1}
+        if bad or self.workers < 0 or self.warmup < 0 or self.diverge_after < 0:
+            raise ConfigError(f"training config: {bad or 'workers, warmup, diverge_after'} must be positive integers")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"training config: schedule must be 'cosine' or 'constant', found {self.schedule!r}")
+        if not (self.lr > 0 and self.grad_clip > 0 and self.diverge_factor > 1 and self.weight_decay >= 0):
+            raise ConfigError(f"training config: need lr > 0, grad_clip > 0, diverge_factor > 1, weight_decay >= 0; "
+                              f"found {self.lr}, {self.grad_clip}, {self.diverge_factor}, {self.weight_decay}")
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.language_cache) if self.language_cache else default_language_cache()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # fields that must agree between a run and its resumption (steps may grow; others are free)
+    RESUME_KEYS = ("data", "recipe", "preset", "head", "batch_size", "seed")

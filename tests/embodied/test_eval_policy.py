@@ -1,0 +1,68 @@
+"""`embodied eval`: seeded policy rollouts in worker processes, JSON and videos; chunk execution."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from embodied.cli.main import main
+from embodied.collect.simgen import SimgenConfig, generate
+from embodied.eval import ChunkExecutor, Execution
+from embodied.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def policy_run(tmp_path_factory, request):
+    cache = str(request.config.cache.mkdir("minilm_embeddings"))
+    root = tmp_path_factory.mktemp("eval")
+    generate(SimgenConfig("so100", "lift", 2, root / "so100.zarr", workers=2), progress=False)
+    train(TrainConfig(out=str(root / "run"), data=(str(root / "so100.zarr"),), preset="tiny", steps=2, batch_size=4,
+                      workers=0, language_cache=cache, progress=False))
+    return root, cache
+
+
+def test_eval_two_workers_json_and_video(policy_run, capsys):
+    root, cache = policy_run
+    out, videos = root / "eval.json", root / "videos"
+    assert main(["eval", "--policy", str(root / "run"), "--robot", "so100", "--task", "lift", "--episodes", "2",
+                 "--workers", "2", "--video", str(videos), "--videos", "1", "--execute", "2", "--cache", cache,
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["episodes"] == 2 and 0 <= report["success_rate"] <= 1
+    lo, hi = report["ci95"]
+    assert 0 <= lo <= report["success_rate"] <= hi <= 1
+    assert [r["seed"] for r in report["results"]] == [100_000, 100_001]
+    assert all(r["steps"] > 0 and r["chunks"] >= r["steps"] // 2 and r["instruction"] for r in report["results"])
+    assert report["execution"] == {"mode": "open_loop", "execute": 2, "k": 0.01}
+    assert len(report["videos"]) == 1
+    with av.open(report["videos"][0]) as c:
+        assert sum(1 for _ in c.decode(video=0)) == report["results"][0]["steps"] + 1
+    assert "success" in capsys.readouterr().out
+
+
+def test_eval_unknown_robot_is_a_clean_error(policy_run, capsys):
+    root, cache = policy_run
+    assert main(["eval", "--policy", str(root / "run"), "--robot", "koch", "--task", "lift", "--episodes", "1",
+                 "--cache", cache]) == 2
+    assert "no adapter for ['koch']" in capsys.readouterr().err
+
+
+def test_open_loop_runs_the_first_actions_of_each_chunk():
+    ex = ChunkExecutor(Execution("open_loop", execute=2), horizon=4)
+    actions = []
+    for t in range(5):
+        if ex.needs_chunk():
+            ex.push(np.arange(4)[:, None] + 10.0 * t)
+        actions.append(float(ex.next()[0]))
+    assert actions == [0, 1, 20, 21, 40]
+
+
+def test_ensemble_averages_overlapping_chunks():
+    ex = ChunkExecutor(Execution("ensemble", k=0.0), horizon=3)
+    out = []
+    for t in range(4):
+        assert ex.needs_chunk()
+        ex.push(np.full((3, 1), float(t)))
+        out.append(float(ex.next()[0]))
+    assert out == [0.0, 0.5, 1.0, 2.0]  # the mean of the chunks made at t-2 .. t

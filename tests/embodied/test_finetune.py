@@ -1,0 +1,59 @@
+"""`embodied finetune --adapter-only`: a new arm gets a small adapter; the base stays as it was."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from embodied.cli.main import main
+from embodied.collect.simgen import SimgenConfig, generate
+from embodied.eval import EvalConfig, evaluate
+from embodied.policy import load_checkpoint
+from embodied.train import TrainConfig, train
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, request):
+    cache = str(request.config.cache.mkdir("minilm_embeddings"))
+    root = tmp_path_factory.mktemp("finetune")
+    for robot in ("so100", "koch"):
+        generate(SimgenConfig(robot, "lift", 2, root / f"{robot}.zarr", workers=2), progress=False)
+    train(TrainConfig(out=str(root / "run"), data=(str(root / "so100.zarr"),), preset="tiny", steps=2, batch_size=4,
+                      workers=0, language_cache=cache, progress=False))
+    return root, cache
+
+
+def test_adapter_only_finetune(base, capsys):
+    root, cache = base
+    ckpt = root / "run" / "last"
+    before = {name: sha(ckpt / name) for name in ("weights.safetensors", "manifest.json", "norm_stats.json")}
+    shared_before = load_checkpoint(ckpt).state_dict()
+    assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
+                 "--adapter-only", "--steps", "3", "--batch-size", "4", "--workers", "0", "--cache", cache,
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
+    assert {name: sha(ckpt / name) for name in before} == before
+    adapter = ckpt / "adapters" / "koch.safetensors"
+    assert adapter.is_file() and adapter.stat().st_size < 0.2 * (ckpt / "weights.safetensors").stat().st_size
+    assert summary["trainable_parameters"] < 0.2 * summary["parameters"]
+    assert (root / "run" / "finetune_koch" / "loss.png").is_file()
+    policy = load_checkpoint(ckpt, robots_needed=["so100", "koch"])
+    after = policy.state_dict()
+    assert all(torch.equal(shared_before[k], after[k]) for k in shared_before)  # base weights untouched
+    assert not torch.equal(after["adapters.robots.koch.action_out.weight"],
+                           torch.zeros_like(after["adapters.robots.koch.action_out.weight"]))
+    report = evaluate(EvalConfig(str(root / "run"), "koch", "lift", episodes=1, workers=1, language_cache=cache,
+                                 progress=False))
+    assert report["episodes"] == 1 and report["results"][0]["chunks"] > 0
+
+
+def test_full_finetune_is_refused(base, capsys):
+    root, cache = base
+    assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
+                 "--cache", cache]) == 2
+    assert "--adapter-only" in capsys.readouterr().err

@@ -1,0 +1,138 @@
+"""`embodied train`: pooled training on real simulated stores, resume, torchrun, bad input."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from embodied.cli.main import main
+from embodied.collect.simgen import SimgenConfig, generate
+from embodied.data import EpisodeStore
+from embodied.data.episode import Episode
+from embodied.errors import DataError, SchemaMismatch
+from embodied.policy import load_checkpoint
+from embodied.train import ResumeMismatch, TooManyBadBatches, TrainConfig, TrainingDiverged, train
+from embodied.train.data import BatchStream
+
+
+@pytest.fixture(scope="module")
+def cache(request):
+    return str(request.config.cache.mkdir("minilm_embeddings"))
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stores")
+    for robot in ("so100", "koch"):
+        generate(SimgenConfig(robot, "lift", 2, root / f"{robot}.zarr", workers=2), progress=False)
+    return [str(root / "so100.zarr"), str(root / "koch.zarr")]
+
+
+def config(out, stores, cache, **kw):
+    base = dict(out=str(out), data=tuple(stores), preset="tiny", steps=4, batch_size=4, workers=0, ckpt_every=2,
+                log_every=1, warmup=0, language_cache=cache, progress=False, diverge_after=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, stores, cache):
+    out = tmp_path_factory.mktemp("run") / "x"
+    return out, train(config(out, stores, cache))
+
+
+def test_train_writes_checkpoints_and_curves(run, cache):
+    out, summary = run
+    assert summary["robots"] == ["so100", "koch"] and summary["steps"] == 4 and summary["skipped_batches"] == 0
+    for name in ("last/manifest.json", "last/train_state.pt", "best/manifest.json", "loss.png", "train_config.json"):
+        assert (out / name).is_file(), name
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(open(out / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(math.isfinite(float(r["loss"])) for r in rows)
+    assert {"loss/so100", "loss/koch"} <= set(rows[0])
+    policy = load_checkpoint(out / "last", robots_needed=["so100", "koch"])
+    assert policy.normalizer.stats["koch"]["actions"].dim == 6
+    assert torch.load(out / "last" / "train_state.pt", weights_only=False)["step"] == 4
+
+
+def test_resume_continues_exactly(tmp_path, stores, cache):
+    straight = train(config(tmp_path / "a", stores, cache, schedule="constant"))
+    train(config(tmp_path / "b", stores, cache, schedule="constant", steps=2))
+    resumed = train(config(tmp_path / "b", stores, cache, schedule="constant", steps=4))
+    assert straight["steps"] == resumed["steps"] == 4
+    a, b = (load_file(str(tmp_path / r / "last" / "weights.safetensors")) for r in ("a", "b"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "loss.csv"))] == [1, 2, 3, 4]
+    with pytest.raises(ResumeMismatch, match="preset"):
+        train(config(tmp_path / "b", stores, cache, preset="small", steps=6))
+    with pytest.raises(ResumeMismatch, match="already holds a run"):
+        train(config(tmp_path / "b", stores, cache, resume=False))
+
+
+def test_torchrun_two_processes(tmp_path, stores, cache):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "embodied.cli.main", "train", "--data", *stores, "--preset", "tiny", "--steps", "3",
+           "--batch-size", "4", "--workers", "0", "--ckpt-every", "3", "--out", str(out), "--cache", cache,
+           "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "train_config.json").read_text())["processes"] == 2
+    state = torch.load(out / "last" / "train_state.pt", weights_only=False)
+    assert state["step"] == 3 and state["world"] == 2 and len(state["rng"]) == 2
+    load_checkpoint(out / "last", robots_needed=["so100", "koch"])
+
+
+def _poison(monkeypatch, steps, how):
+    original = BatchStream.from_step
+
+    def poisoned(self, start):
+        for step, batch in enumerate(original(self, start), start=start + 1):
+            yield how(batch) if step in steps else batch
+
+    monkeypatch.setattr(BatchStream, "from_step", poisoned)
+
+
+def _nan(batch):
+    return {**batch, "state": torch.full_like(batch["state"], float("nan"))}
+
+
+def test_nan_batch_is_skipped_and_counted(tmp_path, stores, cache, monkeypatch, caplog):
+    _poison(monkeypatch, {2}, _nan)
+    summary = train(config(tmp_path / "nan", stores, cache))
+    assert summary["skipped_batches"] == 1 and "skipped a batch with NaN" in caplog.text
+    _poison(monkeypatch, set(range(1, 100)), _nan)
+    with pytest.raises(TooManyBadBatches, match="3 consecutive"):
+        train(config(tmp_path / "nan2", stores, cache, max_bad_batches=2))
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, stores, cache, monkeypatch):
+    _poison(monkeypatch, {4, 5, 6}, lambda b: {**b, "actions": b["actions"] * 1e5})
+    out = tmp_path / "div"
+    with pytest.raises(TrainingDiverged, match=r"diverged.*last good checkpoint is .*last \(step 2\)"):
+        train(config(out, stores, cache, steps=6))
+    assert torch.load(out / "last" / "train_state.pt", weights_only=False)["step"] == 2
+    load_checkpoint(out / "last")
+    assert (out / "loss.png").is_file()
+
+
+def test_bad_datasets_are_clear_errors(tmp_path, stores, cache, capsys):
+    empty = tmp_path / "empty.zarr"
+    EpisodeStore.create(empty, "so100", 30.0, 6, 6, {"front": (96, 96), "wrist": (96, 96)})
+    with pytest.raises(DataError, match="is empty"):
+        train(config(tmp_path / "e", [str(empty)], cache))
+    odd = EpisodeStore.create(tmp_path / "odd.zarr", "koch", 30.0, 5, 5, {"top": (8, 8)})
+    odd.append(Episode(state=torch.zeros(3, 5).numpy(), action=torch.zeros(3, 5).numpy(),
+                       timestamp=torch.arange(3).float().numpy() / 30, images={"top": torch.zeros(3, 8, 8, 3, dtype=torch.uint8).numpy()},
+                       task="lift the red cube", success=True))
+    with pytest.raises(SchemaMismatch, match="robot koch needs"):
+        train(config(tmp_path / "o", [stores[0], str(tmp_path / "odd.zarr")], cache))
+    assert main(["train", "--data", str(tmp_path / "missing.zarr"), "--preset", "tiny", "--out", str(tmp_path / "m"),
+                 "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err
