@@ -110,6 +110,9 @@ def round_trip(robot: str, cycles: int) -> dict:
             "cycles": cycles, "cycle": _ms(times), "sustained_rate_hz": round(cycles / elapsed, 1), "bus_errors": errors}
 
 
+SPIN_S = 2e-3  # busy-wait this long before a tick: sleep() wakes up late by ms on a loaded 2-core machine
+
+
 def control_loop(robot: str, duration: float) -> dict:
     """A 50 Hz loop (read state, write a slow sine) for `duration` [s]; period error stats."""
     emulator = _Emulator(robot)
@@ -121,9 +124,9 @@ def control_loop(robot: str, duration: float) -> dict:
         t0 = time.perf_counter()
         next_tick = t0
         while next_tick - t0 < duration:
-            while (now := time.perf_counter()) < next_tick:  # sleep, then spin the last 0.5 ms
-                if next_tick - now > 5e-4:
-                    time.sleep(next_tick - now - 5e-4)
+            while (now := time.perf_counter()) < next_tick:  # sleep, then spin the last SPIN_S
+                if next_tick - now > SPIN_S:
+                    time.sleep(next_tick - now - SPIN_S)
             starts.append(now)
             try:
                 bus.read_state()
