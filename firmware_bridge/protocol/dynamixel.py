@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from firmware_bridge.encoding import int_to_bytes
 from firmware_bridge.errors import ChecksumError, EncodingError, PacketError, WrongServo
-from firmware_bridge.protocol.packet import Packet, Status
+from firmware_bridge.protocol.packet import Packet, Status, exactly_one, stream_result
 
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST_ID = 0xFE
@@ -206,8 +206,7 @@ def find_packet(buffer: bytes) -> tuple[Packet | None, int]:
         ChecksumError: a complete frame with a wrong CRC; its `consumed` is one byte
             past the false start, so the search resumes inside the rejected frame.
     """
-    packet, start, end = _find(buffer)
-    return packet, end if packet is not None else start
+    return stream_result(_find(buffer))
 
 
 def _find(buffer: bytes) -> tuple[Packet | None, int, int]:
@@ -235,11 +234,7 @@ def _find(buffer: bytes) -> tuple[Packet | None, int, int]:
 
 def decode(data: bytes) -> Packet:
     """The single packet that `data` holds exactly; `PacketError` for anything else."""
-    packet, start, end = _find(data)
-    if packet is None or (start, end) != (0, len(data)):
-        raise PacketError("not exactly one Protocol 2.0 packet", data,
-                          "FF FF FD 00, id, length, instruction, params, CRC and nothing around it")
-    return packet
+    return exactly_one(_find(data), data, "Protocol 2.0", "FF FF FD 00, id, length, instruction, params, CRC")
 
 
 def decode_status(packet: Packet, expected_id: int | None = None) -> Status:

@@ -19,7 +19,7 @@ import enum
 from collections.abc import Iterable, Mapping
 
 from firmware_bridge.errors import ChecksumError, EncodingError, PacketError, WrongServo
-from firmware_bridge.protocol.packet import Packet, Status
+from firmware_bridge.protocol.packet import Packet, Status, exactly_one, stream_result
 from firmware_bridge.tables.feetech import STS_ERROR_BITS
 
 HEADER = b"\xff\xff"
@@ -125,8 +125,7 @@ def find_packet(buffer: bytes) -> tuple[Packet | None, int]:
         ChecksumError: a complete frame with a wrong checksum; its `consumed` is one byte
             past the false start, so the search resumes inside the rejected frame.
     """
-    packet, start, end = _find(buffer)
-    return packet, end if packet is not None else start
+    return stream_result(_find(buffer))
 
 
 def _find(buffer: bytes) -> tuple[Packet | None, int, int]:
@@ -151,11 +150,7 @@ def _find(buffer: bytes) -> tuple[Packet | None, int, int]:
 
 def decode(data: bytes) -> Packet:
     """The single packet that `data` holds exactly; `PacketError` for anything else."""
-    packet, start, end = _find(data)
-    if packet is None or (start, end) != (0, len(data)):
-        raise PacketError("not exactly one Feetech packet", data,
-                          "FF FF, id, length, instruction, params, checksum and nothing around it")
-    return packet
+    return exactly_one(_find(data), data, "Feetech", "FF FF, id, length, instruction, params, checksum")
 
 
 def decode_status(packet: Packet, expected_id: int | None = None) -> Status:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware_bridge.errors import ServoError
+from firmware_bridge.errors import PacketError, ServoError
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,20 @@ class Status:
         """Raise `ServoError` if the error byte is set."""
         if self.error:
             raise ServoError(self.id, self.error, self.flags)
+
+
+Found = tuple["Packet | None", int, int]  # (packet, start, end) of the first packet in a buffer
+
+
+def stream_result(found: Found) -> tuple[Packet | None, int]:
+    """`find_packet`'s answer from a protocol's search: the packet and the bytes to drop."""
+    packet, start, end = found
+    return packet, end if packet is not None else start
+
+
+def exactly_one(found: Found, data: bytes, protocol: str, layout: str) -> Packet:
+    """The packet of a buffer that holds exactly one; PacketError for anything else."""
+    packet, start, end = found
+    if packet is None or (start, end) != (0, len(data)):
+        raise PacketError(f"not exactly one {protocol} packet", data, f"{layout} and nothing around it")
+    return packet
