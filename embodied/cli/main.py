@@ -9,10 +9,10 @@ import sys
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
 
 from embodied.cli import bench, data, demo, emulate, record, robots_cmd, sim, simgen  # noqa: E402
-from embodied.cli import eval as eval_cmd, finetune, train  # noqa: E402
+from embodied.cli import eval as eval_cmd, export, finetune, train  # noqa: E402
 
 SUBCOMMANDS = {"robots": robots_cmd, "sim": sim, "simgen": simgen, "record": record, "data": data, "demo": demo, "bench": bench, "emulate": emulate,
-               "train": train, "finetune": finetune, "eval": eval_cmd}
+               "train": train, "finetune": finetune, "eval": eval_cmd, "export": export}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,134 @@
+"""`embodied export`: a tiny checkpoint -> ONNX bundle; parity with torch; the int8 gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.cli.main import main
+from embodied.data.transforms import NormStats
+from embodied.export import ExportError, RECIPES, _run_all, export_policy, heldout_inputs, relative_error
+from embodied.policy import LanguageEncoder, Observation, VLAPolicy, preset, save_checkpoint
+from embodied.policy.normalizer import Normalizer
+from embodied.runtime import PolicyEngine, load_bundle
+
+INSTRUCTIONS = ["pick up the red cube", "push the blue cube"]
+ROBOTS = ("so100", "panda")
+
+
+def _stats(dim: int, seed: int) -> dict[str, NormStats]:
+    rng = np.random.default_rng(seed)
+    mean, std = rng.normal(size=dim).astype(np.float32), rng.uniform(0.5, 2, dim).astype(np.float32)
+    return {k: NormStats(mean, std, mean - 2 * std, mean + 2 * std, count=100) for k in ("state", "actions")}
+
+
+def tiny_policy(language: LanguageEncoder, head: str = "l1", mode: str = "mean_std", **overrides) -> VLAPolicy:
+    torch.manual_seed(0)
+    normalizer = Normalizer({"so100": _stats(6, 0), "panda": _stats(8, 1)}, mode)
+    return VLAPolicy.for_robots(preset("tiny", head=head, **overrides), list(ROBOTS), language, normalizer).eval()
+
+
+def observations(n: int, seed: int = 0, drop: str | None = None) -> list[Observation]:
+    rng = np.random.default_rng(seed)
+    return [Observation("so100", INSTRUCTIONS[i % 2], rng.normal(size=6).astype(np.float32),
+                        {c: rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for c in ("front", "wrist") if c != drop})
+            for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def language(request) -> LanguageEncoder:
+    return LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, language):
+    """A tiny l1 checkpoint exported through the CLI with --quantize int8."""
+    root = tmp_path_factory.mktemp("export")
+    policy = tiny_policy(language)
+    save_checkpoint(policy, root / "run" / "last")
+    rc = main(["export", "--policy", str(root / "run"), "--robot", "so100", "--quantize", "int8",
+               "--out", str(root / "bundle"), "--instructions", *INSTRUCTIONS,
+               "--cache", str(language.cache_dir)])
+    assert rc == 0
+    return policy, root / "bundle"
+
+
+def test_bundle_layout_and_manifest(exported):
+    _, bundle = exported
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert sorted(p.name for p in bundle.iterdir()) == ["language.npy", "manifest.json", "policy_fp32.onnx",
+                                                        "policy_int8.onnx"]
+    assert m["robot"] == "so100" and m["chunk"] == 4 and m["language"]["instructions"] == INSTRUCTIONS
+    assert [c["name"] for c in m["cameras"]] == ["front", "wrist"] and m["image_shape"] == [96, 96, 3]
+    assert m["gate"]["sim_gate"] == "not run" and m["gate"]["passed"] and not m["gate"]["forced"]
+    assert m["models"]["int8"]["recipe"]["name"] in {r.name for r in RECIPES}
+    assert m["models"]["int8"]["bytes"] < m["models"]["fp32"]["bytes"]
+    assert {"fp32", "int8"} <= set(m["latency_ms"])
+    assert load_bundle(bundle, "so100").precisions == ["fp32", "int8"]
+
+
+def test_fp32_matches_torch_in_robot_units(exported):
+    policy, bundle = exported
+    engine = PolicyEngine(bundle, precision="fp32", allow_missing_cameras=True)
+    for obs in observations(4) + observations(2, seed=1, drop="wrist"):
+        want, got = policy.act(obs).actions, engine.infer(obs).actions
+        assert got.shape == want.shape == (4, 6)
+        assert relative_error(got, want) < 1e-4
+
+
+def test_int8_within_bound_on_new_heldout_inputs(exported):
+    _, bundle = exported
+    b = load_bundle(bundle)
+    m = b.manifest
+    assert m["models"]["int8"]["relative_error"] <= m["gate"]["bound"] == 0.05
+    feeds = heldout_inputs(12, 6, 6, 2, (96, 96), 4, b.embeddings, flow=False, seed=123)  # not the selection set
+    err = relative_error(_run_all(b.model_path("int8"), feeds), _run_all(b.model_path("fp32"), feeds))
+    assert err <= 0.05
+
+
+def test_int8_past_bound_is_refused_unless_forced(tmp_path, language):
+    policy = tiny_policy(language)
+    with pytest.raises(ExportError, match=r"past the bound 1e-09.*--force"):
+        export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS[:1], quantize_int8=True, bound=1e-9,
+                      recipes=RECIPES[:1], heldout=4)
+    assert not (tmp_path / "b" / "manifest.json").exists() and not (tmp_path / "b" / "policy_int8.onnx").exists()
+    m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS[:1], quantize_int8=True, bound=1e-9, force=True,
+                      recipes=RECIPES[:1], heldout=4)
+    assert m["gate"]["forced"] and not m["gate"]["passed"]
+    assert load_bundle(tmp_path / "b").precisions == ["fp32", "int8"]
+
+
+def test_flow_head_and_quantile_stats_export(tmp_path, language):
+    policy = tiny_policy(language, head="flow", mode="quantile")
+    m = export_policy(policy, "panda", tmp_path / "flow", INSTRUCTIONS, heldout=4)
+    assert m["inputs"][-1] == "noise" and "int8" not in m["models"]
+    assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
+    engine = PolicyEngine(tmp_path / "flow", robot="panda")
+    assert engine.precision == "fp32"
+    obs = Observation("panda", INSTRUCTIONS[0], np.zeros(8, np.float32),
+                      {c: np.zeros((96, 96, 3), np.uint8) for c in engine.bundle.cameras})
+    first = engine.infer(obs).actions
+    engine.reset()
+    np.testing.assert_array_equal(engine.infer(obs).actions, first)  # reset restarts the noise
+    assert np.isfinite(first).all() and first.shape == (4, 8)
+
+
+def test_export_refuses_bad_input(tmp_path, language, capsys):
+    save_checkpoint(tiny_policy(language), tmp_path / "ckpt")
+    assert main(["export", "--policy", str(tmp_path / "ckpt"), "--robot", "koch", "--out", str(tmp_path / "b"),
+                 "--instructions", "pick", "--cache", str(language.cache_dir)]) == 2
+    assert "koch" in capsys.readouterr().err
+
+
+def test_pool_grid_that_does_not_divide_the_feature_map(tmp_path, language):
+    """96 px -> 12 x 12 features pooled to 5 x 5 (the `small` preset has 6 -> 4): still exact."""
+    policy = tiny_policy(language, image_grid=5)
+    m = export_policy(policy, "so100", tmp_path / "g5", INSTRUCTIONS[:1], heldout=2)
+    engine = PolicyEngine(tmp_path / "g5")
+    o = observations(1)[0]
+    o = Observation("so100", INSTRUCTIONS[0], o.state, o.images)
+    assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
+    assert relative_error(engine.infer(o).actions, policy.act(o).actions) < 1e-4
