@@ -136,6 +136,8 @@ class EpisodeStore:
                 break
             valid = i + 1
         self.episode_ends = ends[:valid].astype(np.int64)
+        # per-episode metadata is tiny: read it once here, not once per episode_meta() call
+        self._episode_meta = {k: self._meta[k][:valid] for k in _EPISODE_META}
 
     @property
     def num_episodes(self) -> int:
@@ -162,13 +164,14 @@ class EpisodeStore:
 
     def seeds(self) -> set[int]:
         """Seeds of the committed episodes (resuming a generation skips them)."""
-        return {int(s) for s in self._meta["seed"][: self.num_episodes]}
+        return {int(s) for s in self._episode_meta["seed"]}
 
     def episode_meta(self, i: int) -> dict[str, Any]:
-        self.bounds(i)
-        return {"index": i, "length": self.bounds(i)[1] - self.bounds(i)[0], "success": bool(self._meta["success"][i]),
-                "task": self.tasks[int(self._meta["task_index"][i])], "source": SOURCES[int(self._meta["source_index"][i])],
-                "seed": int(self._meta["seed"][i])}
+        start, end = self.bounds(i)
+        m = self._episode_meta
+        return {"index": i, "length": end - start, "success": bool(m["success"][i]),
+                "task": self.tasks[int(m["task_index"][i])], "source": SOURCES[int(m["source_index"][i])],
+                "seed": int(m["seed"][i])}
 
     def episode(self, i: int, images: bool = True) -> Episode:
         start, end = self.bounds(i)
@@ -206,6 +209,7 @@ class EpisodeStore:
                            ("source_index", SOURCES.index(ep.source)), ("seed", ep.seed)):
             self._meta[key].resize((e + 1,))
             self._meta[key][e] = value
+            self._episode_meta[key] = np.append(self._episode_meta[key], value)
         ends = self._meta["episode_ends"]
         ends.resize((e + 1,))
         ends[e] = start + t  # commit
