@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
@@ -28,12 +29,8 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float, crf: i
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf)}
-        for frame in _chain(first, frames):
+        for frame in itertools.chain([first], frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())
     return path
 
-
-def _chain(first, rest):
-    yield first
-    yield from rest

@@ -15,6 +15,7 @@ EGL context hangs the child), and gymnasium's shared memory cannot carry Text ob
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
@@ -109,3 +110,10 @@ class TaskEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         return {"success": self.task.success(self.scene, self.instance), "instruction": self.instance.instruction}
+
+
+@lru_cache(maxsize=None)
+def worker_env(task: str, robot: str, images: bool, render_mode: str | None = None) -> TaskEnv:
+    """One env per (task, robot, images, render_mode) in this process, reused across episodes
+    by worker pools (building a scene costs far more than resetting it)."""
+    return TaskEnv(task, robot, render_mode=render_mode, images=images)

@@ -38,6 +38,7 @@ class Scene:
     _grip_qadr: int = field(init=False)
     _grip_act: int = field(init=False)
     _robot_bodies: frozenset[int] = field(init=False)
+    _finger_qadr: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         m, J, A = self.model, mujoco.mjtObj.mjOBJ_JOINT, mujoco.mjtObj.mjOBJ_ACTUATOR
@@ -47,6 +48,8 @@ class Scene:
         self._grip_act = _id(m, A, self.robot.gripper.joint)
         base = _id(m, mujoco.mjtObj.mjOBJ_BODY, "base")
         self._robot_bodies = frozenset(b for b in range(m.nbody) if self._is_descendant(b, base))
+        self._finger_qadr = np.array([m.jnt_qposadr[j] for j in range(m.njnt) if m.jnt_bodyid[j] in self._robot_bodies
+                                      and int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE)], dtype=int)
 
     def _is_descendant(self, body: int, ancestor: int) -> bool:
         while body > 0:
@@ -79,9 +82,7 @@ class Scene:
             mujoco.mj_resetDataKeyframe(self.model, self.data, key)
         self.data.qpos[self._arm_qadr] = q
         g = self.robot.gripper.to_joint(gripper)
-        for j in range(self.model.njnt):  # both coupled fingers
-            if int(self.model.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE) and self.model.jnt_bodyid[j] in self._robot_bodies:
-                self.data.qpos[self.model.jnt_qposadr[j]] = g
+        self.data.qpos[self._finger_qadr] = g  # both coupled fingers
         self.apply_action(np.append(q, gripper))
 
     def apply_action(self, action: np.ndarray) -> None:

@@ -33,17 +33,12 @@ class SimgenConfig:
     first_seed: int = 0
 
 
-_ENV = {}
-
-
 def _episode(args: tuple[str, str, int, str]) -> tuple[int, Episode]:
-    from sim_scenes.env import TaskEnv
+    from sim_scenes.env import worker_env
     from sim_scenes.rollout import run_expert
 
     robot, task, seed, instruction_set = args
-    if (robot, task) not in _ENV:
-        _ENV[(robot, task)] = TaskEnv(task, robot, images=True)
-    env = _ENV[(robot, task)]
+    env = worker_env(task, robot, images=True)
     r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True)
     t = len(r.actions)
     ep = Episode(state=np.stack(r.states), action=np.stack(r.actions),

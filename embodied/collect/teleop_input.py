@@ -49,83 +49,90 @@ def _pygame():
     return pygame
 
 
-class KeyboardInput:
-    """Arrows: x/y. W/S: up/down. Q/E: yaw. Space: toggle gripper.
-    Enter: start / save. Backspace: discard. R: re-record. Esc: quit."""
+TOGGLE_GRIPPER = "toggle_gripper"
+
+
+class _PygameInput:
+    """Shared by keyboard and gamepad: discrete presses (`DOWN` events whose `CODE` attribute
+    is a key or button) map through `bindings()` to episode events or TOGGLE_GRIPPER."""
+
+    DOWN: str  # pygame event type, e.g. "KEYDOWN"
+    CODE: str  # attribute of that event naming what was pressed, e.g. "key"
 
     def __init__(self):
         self.pg = _pygame()
         self.pg.init()
         self.gripper_open = True
 
-    def poll(self) -> TeleopCommand:
-        pg = self.pg
+    def bindings(self) -> dict[int, frozenset[str]]:
+        raise NotImplementedError
+
+    def _presses(self) -> tuple[frozenset[str], float | None]:
+        """Episode events and the new gripper target (None: unchanged) since the last poll."""
+        pg, table, down = self.pg, self.bindings(), getattr(self.pg, self.DOWN)
         events: set[str] = set()
         gripper = None
         for e in pg.event.get():
             if e.type == pg.QUIT:
                 events.add("quit")
-            elif e.type == pg.KEYDOWN:
-                if e.key == pg.K_RETURN:
-                    events.add("start")
-                    events.add("save")
-                elif e.key == pg.K_BACKSPACE:
-                    events.add("discard")
-                elif e.key == pg.K_r:
-                    events.add("rerecord")
-                elif e.key == pg.K_ESCAPE:
-                    events.add("quit")
-                elif e.key == pg.K_SPACE:
+            elif e.type == down:
+                bound = table.get(getattr(e, self.CODE), frozenset())
+                if TOGGLE_GRIPPER in bound:
                     self.gripper_open = not self.gripper_open
                     gripper = 1.0 if self.gripper_open else 0.0
+                events |= bound - {TOGGLE_GRIPPER}
+        return frozenset(events), gripper
+
+
+class KeyboardInput(_PygameInput):
+    """Arrows: x/y. W/S: up/down. Q/E: yaw. Space: toggle gripper.
+    Enter: start / save. Backspace: discard. R: re-record. Esc: quit."""
+
+    DOWN, CODE = "KEYDOWN", "key"
+
+    def bindings(self) -> dict[int, frozenset[str]]:
+        pg = self.pg
+        return {pg.K_RETURN: frozenset({"start", "save"}), pg.K_BACKSPACE: frozenset({"discard"}),
+                pg.K_r: frozenset({"rerecord"}), pg.K_ESCAPE: frozenset({"quit"}),
+                pg.K_SPACE: frozenset({TOGGLE_GRIPPER})}
+
+    def poll(self) -> TeleopCommand:
+        pg = self.pg
+        events, gripper = self._presses()
         keys = pg.key.get_pressed()
         axis = lambda plus, minus: float(keys[plus]) - float(keys[minus])  # noqa: E731
         velocity = (axis(pg.K_UP, pg.K_DOWN), axis(pg.K_LEFT, pg.K_RIGHT), axis(pg.K_w, pg.K_s))
-        return TeleopCommand(velocity, axis(pg.K_q, pg.K_e), gripper, frozenset(events))
+        return TeleopCommand(velocity, axis(pg.K_q, pg.K_e), gripper, events)
 
 
-class GamepadInput:
+class GamepadInput(_PygameInput):
     """Left stick: x/y. Right stick vertical: z. Bumpers: yaw. A: toggle gripper.
     Start: start / save. B: discard. Y: re-record. Back: quit."""
 
+    DOWN, CODE = "JOYBUTTONDOWN", "button"
     DEADZONE = 0.1
     A, B, Y, LB, RB, BACK, START = 0, 1, 3, 4, 5, 6, 7  # SDL game controller layout (Xbox)
 
     def __init__(self, index: int = 0):
-        self.pg = _pygame()
-        self.pg.init()
+        super().__init__()
         self.pg.joystick.init()
         if self.pg.joystick.get_count() <= index:
             raise RuntimeError(f"no gamepad at index {index} ({self.pg.joystick.get_count()} connected); plug one in "
                                "or use --teleop keyboard")
         self.pad = self.pg.joystick.Joystick(index)
-        self.gripper_open = True
+
+    def bindings(self) -> dict[int, frozenset[str]]:
+        return {self.START: frozenset({"start", "save"}), self.B: frozenset({"discard"}),
+                self.Y: frozenset({"rerecord"}), self.BACK: frozenset({"quit"}), self.A: frozenset({TOGGLE_GRIPPER})}
 
     def _axis(self, i: int) -> float:
         v = self.pad.get_axis(i)
         return 0.0 if abs(v) < self.DEADZONE else float(v)
 
     def poll(self) -> TeleopCommand:
-        pg = self.pg
-        events: set[str] = set()
-        gripper = None
-        for e in pg.event.get():
-            if e.type == pg.JOYBUTTONDOWN:
-                if e.button == self.START:
-                    events |= {"start", "save"}
-                elif e.button == self.B:
-                    events.add("discard")
-                elif e.button == self.Y:
-                    events.add("rerecord")
-                elif e.button == self.BACK:
-                    events.add("quit")
-                elif e.button == self.A:
-                    self.gripper_open = not self.gripper_open
-                    gripper = 1.0 if self.gripper_open else 0.0
-            elif e.type == pg.QUIT:
-                events.add("quit")
+        events, gripper = self._presses()
         yaw = float(self.pad.get_button(self.LB)) - float(self.pad.get_button(self.RB))
-        return TeleopCommand((-self._axis(1), -self._axis(0), -self._axis(3)), yaw, gripper, frozenset(events))
+        return TeleopCommand((-self._axis(1), -self._axis(0), -self._axis(3)), yaw, gripper, events)
 
 
 def make_input(kind: str) -> InputSource:

@@ -95,6 +95,27 @@ def _lookup(stats: RobotStats, robot: str, key: str, dim: int) -> NormStats:
     return s
 
 
+# mode -> (normalize, unnormalize) of x with one robot's statistics s
+_FORMULAS = {
+    "mean_std": (lambda x, s: (x - s.mean) / (s.std + EPS),
+                 lambda x, s: x * (s.std + EPS) + s.mean),
+    "quantile": (lambda x, s: 2.0 * (x - s.q01) / (s.q99 - s.q01 + EPS) - 1.0,
+                 lambda x, s: (x + 1.0) * 0.5 * (s.q99 - s.q01 + EPS) + s.q01),
+}
+
+
+def _apply(sample: Sample, stats: RobotStats, mode: str, keys: tuple[str, ...], inverse: bool) -> Sample:
+    if mode == "none":
+        return sample
+    fn = _FORMULAS[mode][int(inverse)]
+    out = dict(sample)
+    for key in keys:
+        if key in out:
+            x = np.asarray(out[key], np.float32)
+            out[key] = fn(x, _lookup(stats, out["robot"], key, x.shape[-1]))
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Normalize:
     """Normalize `state` and `actions` with the sample's robot statistics."""
@@ -107,18 +128,7 @@ class Normalize:
         _check_mode(self.mode)
 
     def __call__(self, sample: Sample) -> Sample:
-        if self.mode == "none":
-            return sample
-        out = dict(sample)
-        for key in self.keys:
-            if key in out:
-                x = np.asarray(out[key], np.float32)
-                s = _lookup(self.stats, out["robot"], key, x.shape[-1])
-                if self.mode == "mean_std":
-                    out[key] = (x - s.mean) / (s.std + EPS)
-                else:
-                    out[key] = 2.0 * (x - s.q01) / (s.q99 - s.q01 + EPS) - 1.0
-        return out
+        return _apply(sample, self.stats, self.mode, self.keys, inverse=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,18 +143,7 @@ class Unnormalize:
         _check_mode(self.mode)
 
     def __call__(self, sample: Sample) -> Sample:
-        if self.mode == "none":
-            return sample
-        out = dict(sample)
-        for key in self.keys:
-            if key in out:
-                x = np.asarray(out[key], np.float32)
-                s = _lookup(self.stats, out["robot"], key, x.shape[-1])
-                if self.mode == "mean_std":
-                    out[key] = x * (s.std + EPS) + s.mean
-                else:
-                    out[key] = (x + 1.0) * 0.5 * (s.q99 - s.q01 + EPS) + s.q01
-        return out
+        return _apply(sample, self.stats, self.mode, self.keys, inverse=True)
 
 
 @dataclass(frozen=True)

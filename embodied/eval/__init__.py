@@ -1,7 +1,7 @@
 """Seeded simulated rollouts (scripted experts or trained policies) in worker processes,
 success rates with confidence intervals, and policy evaluation (`evaluate`)."""
 
-from embodied.eval.chunking import ChunkExecutor, Execution
+from embodied.runtime.chunking import ChunkExecutor, Execution
 from embodied.eval.evaluate import EvalConfig, evaluate
 from embodied.eval.policy_rollout import PolicySpec
 from embodied.eval.rollouts import RolloutJob, RolloutResult, run_jobs

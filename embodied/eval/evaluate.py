@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from embodied.errors import ConfigError
-from embodied.eval.chunking import Execution
+from embodied.runtime.chunking import Execution
 from embodied.eval.policy_rollout import PolicySpec
 from embodied.eval.rollouts import RolloutJob, run_jobs
 from embodied.eval.stats import success_table, wilson_interval

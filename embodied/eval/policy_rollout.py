@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from embodied.eval.chunking import ChunkExecutor, Execution
+from embodied.runtime.chunking import ChunkExecutor, Execution
 
 
 @dataclass(frozen=True)

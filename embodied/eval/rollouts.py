@@ -44,17 +44,11 @@ class RolloutResult:
     infer_ms: float = 0.0  # mean policy latency per query [ms] (policy rollouts)
 
 
-_ENVS: dict = {}  # per worker process: (robot, task, render, images) -> TaskEnv
-
-
 def _env(job: RolloutJob):
-    from sim_scenes.env import TaskEnv
+    from sim_scenes.env import worker_env
 
-    images = job.policy is not None
-    key = (job.robot, job.task, job.video is not None, images)
-    if key not in _ENVS:
-        _ENVS[key] = TaskEnv(job.task, job.robot, render_mode="rgb_array" if job.video else None, images=images)
-    return _ENVS[key]
+    return worker_env(job.task, job.robot, images=job.policy is not None,
+                      render_mode="rgb_array" if job.video else None)
 
 
 def run_job(job: RolloutJob) -> RolloutResult:

@@ -27,7 +27,12 @@ class Instance:
     colors: dict[str, str] = field(default_factory=dict)  # body -> colour name
 
     def noun(self, body: str) -> str:
-        return f"{self.colors[body]} {'cube' if body.startswith('cube') else body.rstrip('0123456789')}"
+        return noun(body, self.colors)
+
+
+def noun(body: str, colors: dict[str, str]) -> str:
+    """How instructions name a prop: "red cube", "blue bin", "green zone"."""
+    return f"{colors[body]} {'cube' if body.startswith('cube') else body.rstrip('0123456789')}"
 
 
 class Task(ABC):
@@ -70,10 +75,9 @@ class Task(ABC):
             yaw = rng.uniform(-np.pi / 4, np.pi / 4) if p.kind != "zone" else 0.0
             scene.set_pose(p.name, [*xy[p.name], z], yaw)
         target, goal = self.roles()
-        inst = Instance("", target, goal, colors)
-        words = {"object": inst.noun(target)}
+        words = {"object": noun(target, colors)}
         if goal is not None:
-            words[{"zone": "zone", "bin": "container", "cube": "base"}[goal.rstrip("0123456789")]] = inst.noun(goal)
+            words[{"zone": "zone", "bin": "container", "cube": "base"}[goal.rstrip("0123456789")]] = noun(goal, colors)
         return Instance(language.instruct(self.name, instruction_set, rng, **words), target, goal, colors)
 
     def feasible(self, xy: dict[str, np.ndarray]) -> bool:
