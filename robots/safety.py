@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 # Reactions of the fault monitor, mildest first; FAULT_KINDS are what it checks every cycle.
 REACTIONS = ("retry", "hold", "slow_stop", "torque_off")
+# Faults the deploy loop finds in the policy's actions and in its cameras (embodied.deploy) and
+# hands to the same monitor (`Monitor.report`), so they take their reactions from the same table.
+POLICY_FAULT_KINDS = ("nan_action", "action_limit", "action_jump", "inference_latency", "camera")
 FAULT_KINDS = ("bus_timeout", "stale", "servo_error", "overheat", "overload", "voltage", "position_limit",
-               "velocity_limit", "position_jump", "tracking", "torque_lost")
+               "velocity_limit", "position_jump", "tracking", "torque_lost") + POLICY_FAULT_KINDS
 # fault kind -> reactions in order of escalation (the next one when the fault persists).
 DEFAULT_REACTIONS: dict[str, tuple[str, ...]] = {
     "bus_timeout": ("retry", "hold"),
@@ -25,6 +28,11 @@ DEFAULT_REACTIONS: dict[str, tuple[str, ...]] = {
     "position_jump": ("hold",),
     "tracking": ("hold", "slow_stop"),
     "torque_lost": ("hold",),
+    "nan_action": ("hold", "slow_stop"),
+    "action_limit": ("retry", "hold"),
+    "action_jump": ("hold", "slow_stop"),
+    "inference_latency": ("retry", "hold"),
+    "camera": ("slow_stop",),
 }
 
 

@@ -9,10 +9,12 @@ import sys
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
 
 from embodied.cli import bench, data, demo, emulate, record, robots_cmd, sim, simgen  # noqa: E402
+from embodied.cli import deploy  # noqa: E402
 from embodied.cli import eval as eval_cmd, export, finetune, train  # noqa: E402
 
 SUBCOMMANDS = {"robots": robots_cmd, "sim": sim, "simgen": simgen, "record": record, "data": data, "demo": demo, "bench": bench, "emulate": emulate,
-               "train": train, "finetune": finetune, "eval": eval_cmd, "export": export}
+               "train": train, "finetune": finetune, "eval": eval_cmd, "export": export,
+               "deploy": deploy}
 
 
 def build_parser() -> argparse.ArgumentParser:

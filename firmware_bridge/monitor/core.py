@@ -67,6 +67,7 @@ class Monitor:
         self._failures = 0
         self._last_good: BusState | None = None
         self._nominal_voltage: np.ndarray | None = None
+        self._reported: list[Finding] = []
 
     # --- logging -----------------------------------------------------------------------
     def log(self, kind: str, what: str, index: int | None = None, reaction: str = "", value: float | None = None,
@@ -85,6 +86,12 @@ class Monitor:
         return event
 
     # --- every cycle -------------------------------------------------------------------
+    def report(self, finding: Finding) -> None:
+        """A finding from outside the bus (the deploy loop's policy and camera checks, kinds
+        `robots.safety.POLICY_FAULT_KINDS`), taken into the next `check` like its own: raised,
+        escalated and cleared by the same reactions table."""
+        self._reported.append(finding)
+
     def check(self, reading: Reading) -> Verdict:
         """Run every check on `reading`, update the faults, return the reaction to apply."""
         first = len(self.events)
@@ -98,6 +105,9 @@ class Monitor:
         for check in CHECKS:
             for f in check(context):
                 findings.setdefault((f.kind, f.index), f)
+        for f in self._reported:
+            findings.setdefault((f.kind, f.index), f)
+        self._reported.clear()
         if reading.missed:
             self.log(RETRY, "occurred", reaction="retry", value=reading.missed, detail="replies asked again",
                      t=reading.now)

@@ -1,0 +1,140 @@
+"""Rehearsal: the deploy loop against an emulated arm in a MuJoCo task scene.
+
+The same `Deployment.run_episode` that drives hardware talks the real wire protocol to an
+emulated servo chain on a pseudo-terminal (`firmware_bridge.emulator`), whose plant is the
+task scene (`embodied.sim_plant`); the cameras are that scene rendered offscreen, and the
+task's success predicate ends an episode. A fault profile makes the chain misbehave.
+
+An episode is reproducible from its seed: the seed places the scene (`TaskEnv.reset`) and
+seeds the fault profile, so `embodied eval` can run seeded episodes through this path.
+This module imports MuJoCo and sim_scenes (when called), never torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import robots
+from embodied.deploy import preflight
+from embodied.deploy.cameras import SimCamera, sim_cameras
+from embodied.deploy.errors import PreflightRefused
+from embodied.deploy.loop import DeployConfig, Deployment, log_refusal, open_blackbox
+from embodied.deploy.report import ENDS_RUN, EpisodeResult, summarize
+from embodied.runtime import PolicyEngine
+from firmware_bridge.bus import ServoBus
+from firmware_bridge.calibration import Calibration
+from firmware_bridge.emulator import EmulatedChain, FaultInjector, load_profile
+from firmware_bridge.link import Timing
+from firmware_bridge.monitor import BlackBox, SafeController
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; before mujoco is first imported
+
+
+@dataclass
+class EmulatedArm:
+    """One seeded episode's arm: the scene, its chain on a pty, a connected bus, the cameras."""
+
+    env: Any  # sim_scenes.env.TaskEnv
+    chain: EmulatedChain
+    bus: ServoBus
+    cameras: dict[str, SimCamera]
+    injector: FaultInjector | None
+
+    @property
+    def instruction(self) -> str:
+        """The scene's own phrasing of its task."""
+        return self.env.instance.instruction
+
+    def success(self) -> bool:
+        """The task's predicate on the scene (read under the chain's lock: it steps the scene)."""
+        with self.chain.lock:
+            return bool(self.env.task.success(self.env.scene, self.env.instance))
+
+
+@contextmanager
+def emulated_arm(env: Any, seed: int, fault_profile: str | None = None,
+                 timing: Timing = Timing()) -> Iterator[EmulatedArm]:
+    """`env` reset with `seed`, its robot's servo chain serving on a pty with the scene as
+    plant (and `fault_profile`'s faults, seeded with `seed`), a connected bus, the cameras."""
+    from embodied.sim_plant import ScenePlant
+
+    env.reset(seed=seed)
+    robot = env.robot
+    injector = FaultInjector(load_profile(fault_profile), seed=seed) if fault_profile else None
+    with ExitStack() as stack:
+        chain = stack.enter_context(EmulatedChain.from_bus_spec(robot.bus, ScenePlant(env.scene, robot.bus),
+                                                                injector))
+        bus = stack.enter_context(ServoBus(robot.bus, chain.port, timing, calibration=Calibration.from_spec(robot)))
+        cameras = sim_cameras(env.scene, chain.lock)
+        for cam in cameras.values():
+            stack.callback(cam.close)
+        yield EmulatedArm(env, chain, bus, cameras, injector)
+
+
+def run_emulated_episodes(bundle: str | os.PathLike, task: str, seeds: Sequence[int], fault_profile: str | None = None,
+                          config: DeployConfig | None = None, engine: PolicyEngine | None = None,
+                          blackbox: BlackBox | None = None, timing: Timing = Timing(),
+                          on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+    """One emulated episode of `bundle` per seed in `task`; their results.
+
+    Args:
+        fault_profile: a shipped profile name (none, flaky, harsh) or a .toml path.
+        config: instruction (None: each scene's own), seconds, scheduler, precision, record ...
+            (its bundle and episodes are `bundle` and `seeds`).
+        engine: an engine already loaded for the bundle.
+        blackbox: where every episode's events go (None: `open_blackbox(config)`).
+        timing: reply timeouts of the emulated bus.
+
+    Raises:
+        PreflightRefused: a check before the arm moved failed (bundle, instruction, cameras ...).
+    """
+    from sim_scenes.env import TaskEnv
+
+    config = dataclasses.replace(config or DeployConfig(str(bundle)), bundle=str(bundle), episodes=max(1, len(seeds)))
+    robot = robots.load(engine.robot) if engine is not None else preflight.bundle_robot(bundle)
+    box = blackbox or open_blackbox(config, robot, task=task, fault_profile=fault_profile or "none")
+    env = TaskEnv(task, robot.name, images=False)
+    results: list[EpisodeResult] = []
+    try:
+        with Deployment(config, robot, engine) as deployment:
+            for index, seed in enumerate(seeds):
+                with emulated_arm(env, seed, fault_profile, timing) as arm:
+                    controller = SafeController(arm.bus, robot, blackbox=box)
+                    result = deployment.run_episode(controller, arm.cameras, config.instruction or arm.instruction,
+                                                    arm.success, seed, index)
+                    result.injected = arm.injector.counts() if arm.injector else {}
+                results.append(result)
+                if on_episode is not None:
+                    on_episode(result)
+                if result.stopped in ENDS_RUN:
+                    break
+    except PreflightRefused as e:
+        log_refusal(box, e)
+        raise
+    finally:
+        env.close()
+        if blackbox is None:
+            box.close()
+    return results
+
+
+def deploy_emulated(config: DeployConfig, task: str, fault_profile: str | None = None, first_seed: int = 0,
+                    timing: Timing = Timing(),
+                    on_episode: Callable[[EpisodeResult], None] | None = None) -> dict[str, Any]:
+    """`config.episodes` emulated episodes (seeds first_seed, first_seed + 1 ...); the run's summary."""
+    robot = preflight.bundle_robot(config.bundle)
+    engine = preflight.open_policy(config.bundle, robot, config.precision, config.threads)
+    box = open_blackbox(config, robot, task=task, fault_profile=fault_profile or "none")
+    try:
+        results = run_emulated_episodes(config.bundle, task, range(first_seed, first_seed + config.episodes),
+                                        fault_profile, config, engine, box, timing, on_episode)
+    finally:
+        box.close()
+    return summarize(results, robot=robot.name, bundle=str(config.bundle), scheduler=config.scheduler,
+                     precision=engine.precision, task=task, fault_profile=fault_profile or "none",
+                     blackbox=str(box.path), record=config.record)
