@@ -5,7 +5,8 @@
                            layout, graph inputs, instructions, model files (sizes, sha256),
                            int8 recipe and its measured error, latency, the accuracy gate
       policy_fp32.onnx     the graph in fp32
-      policy_int8.onnx     the graph with dynamically quantized MatMul/Gemm (with --quantize int8)
+      policy_int8.onnx     the graph quantized to int8 (with --quantize int8; recipe chosen by
+                           measured error, see `embodied.export_int8`)
       language.npy         float32[I, L]: embeddings of the exported instructions, in manifest order
 
 Graph (batch of one, fixed image shape from the RobotSpec cameras)::
@@ -22,11 +23,18 @@ Normalization stays outside the graph so that the bundle's statistics, not const
 into weights, are what the deploy path reads (STYLE habit 9), and so that the int8 error is
 measured on normalized actions (scale-free across joints).
 
-The int8 model is chosen among a few ONNX Runtime dynamic-quantization recipes by its
-relative error against fp32 on held-out inputs: on AVX2-only CPUs signed int8 without
-`reduce_range` can saturate. A bundle whose best int8 error exceeds the bound is refused
-unless `force`, which the manifest records. The simulated-success gate is not run here
-(`"sim_gate": "not run"`).
+The int8 model is chosen among ONNX Runtime quantization recipes (`embodied.export_int8`):
+dynamic ones always, static ones calibrated on real frames of the robot's dataset when
+`--calibration-data` is given. A bundle whose best int8 error exceeds the bound is refused
+unless `force`, which the manifest records. With a `SimGate` (`--gate-task`), the finished
+bundle's fp32 and int8 models are also run through the same seeded simulated episodes, and
+the int8 model is refused when it succeeds more than 3 points less often than fp32
+(`embodied.export_gate`); without one the manifest says `"sim_gate": "not run"`.
+
+The bundle is written into a temporary sibling folder and renamed into place only when
+complete (gates passed, manifest written). A refused export writes nothing, not even the
+fp32 model: a bundle already at `out` may be the one a robot runs, so it stays as it was and
+never becomes a mix of two exports (export again without --quantize for an fp32-only bundle).
 """
 
 from __future__ import annotations
@@ -35,9 +43,9 @@ import contextlib
 import hashlib
 import json
 import os
-import time
+import shutil
+import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -47,37 +55,18 @@ from torch import nn
 
 import robots
 from embodied.errors import CheckpointMismatch, EmbodiedError, InvalidInput
-from embodied.runtime.bundle import FORMAT, FP32, INT8, LANGUAGE, MANIFEST
+from embodied.export_gate import SimGate, refusal, run_gate
+from embodied.export_int8 import (RECIPES, TIE, Calibration, Recipe, candidates, choose, dataset_observations,
+                                  engine_feeds, latency_ms, relative_error, run_all)
+from embodied.runtime.bundle import FORMAT, FP32, INT8, LANGUAGE, MANIFEST, Bundle
 
 OPSET = 17
 DEFAULT_BOUND = 0.05
+Feeds = list[dict[str, np.ndarray]]  # graph inputs, one dict per inference
 
 
 class ExportError(EmbodiedError):
     """An export that cannot be written (e.g. an int8 model past its accuracy bound)."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One ONNX Runtime dynamic-quantization recipe (see `onnxruntime.quantization.quantize_dynamic`)."""
-
-    name: str
-    weight_type: str = "QInt8"  # "QInt8" or "QUInt8"
-    reduce_range: bool = False
-    op_types: tuple[str, ...] = ("MatMul", "Gemm")
-    per_channel: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "weight_type": self.weight_type, "reduce_range": self.reduce_range,
-                "op_types": list(self.op_types), "per_channel": self.per_channel}
-
-
-RECIPES: tuple[Recipe, ...] = (
-    Recipe("s8_reduce_range", "QInt8", reduce_range=True),
-    Recipe("u8_weights", "QUInt8"),
-    Recipe("s8_per_channel_reduce_range", "QInt8", reduce_range=True, per_channel=True),
-    Recipe("s8_default", "QInt8"),
-)
 
 
 class OnnxPolicy(nn.Module):
@@ -187,38 +176,6 @@ def heldout_inputs(n: int, state_dim: int, action_dim: int, cameras: int, image_
     return out
 
 
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """||a - b|| / ||b|| over all entries (b the reference)."""
-    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-12))
-
-
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _run_all(path: Path, feeds: Sequence[dict[str, np.ndarray]], threads: int = 1) -> np.ndarray:
-    sess = _session(path, threads)
-    return np.concatenate([sess.run(None, f)[0] for f in feeds])
-
-
-def latency_ms(path: Path, feed: dict[str, np.ndarray], threads: int = 1, runs: int = 20) -> dict[str, float]:
-    """p50/p90 latency [ms] of one inference (after 3 warm-up runs) in this process."""
-    sess = _session(path, threads)
-    for _ in range(3):
-        sess.run(None, feed)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append(1e3 * (time.perf_counter() - t0))
-    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)), "runs": runs,
-            "threads": threads}
-
-
 def export_onnx(policy: nn.Module, robot: str, path: Path, image_hw: tuple[int, int]) -> Path:
     """Trace robot `robot`'s slice of `policy` to an fp32 ONNX file at `path`."""
     a, cfg = policy.adapters[robot], policy.config
@@ -240,18 +197,6 @@ def export_onnx(policy: nn.Module, robot: str, path: Path, image_hw: tuple[int, 
     return path
 
 
-def quantize(fp32: Path, out: Path, recipe: Recipe) -> Path:
-    """Dynamic int8 quantization of `fp32` into `out` with `recipe`."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = out.with_suffix(".tmp")
-    quantize_dynamic(str(fp32), str(tmp), weight_type=getattr(QuantType, recipe.weight_type),
-                     reduce_range=recipe.reduce_range, op_types_to_quantize=list(recipe.op_types),
-                     per_channel=recipe.per_channel)
-    os.replace(tmp, out)
-    return out
-
-
 def torch_outputs(policy: nn.Module, robot: str, feeds: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     """The exported module's outputs in torch, float32[N, H, m] (for parity checks)."""
     module = OnnxPolicy(policy, robot).eval()
@@ -265,19 +210,26 @@ def torch_outputs(policy: nn.Module, robot: str, feeds: Sequence[dict[str, np.nd
 def export_bundle(policy_path: str | os.PathLike, robot: str, out: str | os.PathLike, instructions: Sequence[str],
                   quantize_int8: bool = False, bound: float = DEFAULT_BOUND, force: bool = False,
                   heldout: int = 16, threads: int = 1, recipes: Sequence[Recipe] = RECIPES,
-                  language: Any = None, seed: int = 0) -> dict[str, Any]:
+                  language: Any = None, seed: int = 0, calibration: Calibration | None = None,
+                  gate: SimGate | None = None) -> dict[str, Any]:
     """Write the bundle of `robot` from the checkpoint (or run folder) `policy_path` to `out`.
 
     Args:
         instructions: the instructions the bundle serves; their embeddings are stored.
-        quantize_int8: also write the int8 model, choosing the recipe with the lowest error.
+        quantize_int8: also write the int8 model, choosing the recipe by measured error.
         bound: largest accepted relative error of int8 vs fp32 (normalized actions).
-        force: write an int8 model past `bound` anyway (recorded in the manifest).
-        heldout: synthetic held-out inputs for the error measurement.
-        threads: intra-op threads of the latency measurement.
+        force: write an int8 model past `bound` or failing `gate` anyway (recorded in the manifest).
+        heldout: synthetic held-out inputs (fp32 vs torch parity; int8 error without calibration).
+        threads: intra-op threads of the latency measurements.
+        calibration: dataset frames for static int8 recipes (and for measuring every candidate).
+        gate: run fp32 and int8 through seeded simulated episodes before writing the bundle.
 
     Returns:
-        The manifest (also written to out/manifest.json, last).
+        The manifest (also written to out/manifest.json).
+
+    Raises:
+        ExportError: int8 past the bound or failing the sim gate (nothing written), or `out`
+            is a folder that is not a bundle.
     """
     from embodied.policy.checkpoint import load_checkpoint
     from embodied.train.rundir import resolve_policy
@@ -285,68 +237,79 @@ def export_bundle(policy_path: str | os.PathLike, robot: str, out: str | os.Path
     ckpt = resolve_policy(policy_path)
     policy = load_checkpoint(ckpt, robots_needed=[robot], language=language)
     return export_policy(policy, robot, out, instructions, quantize_int8, bound, force, heldout, threads, recipes,
-                         seed, source=str(ckpt))
+                         seed, source=str(ckpt), calibration=calibration, gate=gate)
 
 
 def export_policy(policy: nn.Module, robot: str, out: str | os.PathLike, instructions: Sequence[str],
                   quantize_int8: bool = False, bound: float = DEFAULT_BOUND, force: bool = False,
                   heldout: int = 16, threads: int = 1, recipes: Sequence[Recipe] = RECIPES, seed: int = 0,
-                  source: str = "") -> dict[str, Any]:
+                  source: str = "", calibration: Calibration | None = None,
+                  gate: SimGate | None = None) -> dict[str, Any]:
     """`export_bundle` for a policy already in memory (see there)."""
-    instructions = list(dict.fromkeys(policy.language.check(list(instructions))))
+    if (gate is not None or calibration is not None) and not quantize_int8:
+        raise ExportError("--gate-task and --calibration-data concern the int8 model: add --quantize int8")
+    wanted = list(instructions) + (gate.instruction_texts(robot) if gate is not None else [])
+    instructions = list(dict.fromkeys(policy.language.check(wanted)))
     if not instructions:
         raise InvalidInput("export needs at least one instruction (--instructions \"pick up the red cube\")")
-    spec = robots.load(robot)
-    adapter = policy.adapters[robot]
+    image_hw = _image_shape(policy, robot)
+    out = Path(out)
+    _check_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))  # same filesystem: atomic rename
+    try:
+        policy.eval()
+        manifest, synthetic = _write_fp32(policy, robot, work, instructions, image_hw, heldout, threads, seed, source)
+        manifest["gate"] = {"bound": bound, "heldout": heldout, "metric": "||int8 - fp32|| / ||fp32|| over "
+                            "normalized action chunks of synthetic held-out inputs", "sim_gate": "not run"}
+        if quantize_int8:
+            _write_int8(manifest, work, synthetic, recipes, calibration, bound, force, threads)
+        _write_manifest(work, manifest)
+        if gate is not None:
+            result = run_gate(work, robot, gate)
+            if not result["passed"] and not force:
+                raise ExportError(refusal(result, robot, out))
+            manifest["gate"]["sim_gate"] = result | {"forced": not result["passed"]}
+            _write_manifest(work, manifest)
+        _commit(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _image_shape(policy: nn.Module, robot: str) -> tuple[int, int]:
+    """The one (h, w) of the robot's cameras, checked against the policy's camera slots."""
+    spec, adapter = robots.load(robot), policy.adapters[robot]
     if [c.name for c in spec.cameras] != adapter.cameras:
         raise CheckpointMismatch(f"{robot}: the policy's cameras {adapter.cameras} differ from the RobotSpec's "
                                  f"{[c.name for c in spec.cameras]}")
     sizes = {(c.height, c.width) for c in spec.cameras}
     if len(sizes) != 1:
-        raise ExportError(f"{robot}: cameras of different resolutions {sorted(sizes)}; the bundle needs one image shape")
-    image_hw = next(iter(sizes))
-    cfg, flow = policy.config, policy.config.head == "flow"
-    policy.eval()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # the manifest is written last: no manifest, no bundle
-    embeddings = np.asarray(policy.language(instructions), np.float32)
-    tmp = out / (LANGUAGE + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, embeddings)
-    os.replace(tmp, out / LANGUAGE)
+        raise ExportError(f"{robot}: cameras of different resolutions {sorted(sizes)}; the bundle needs one image "
+                          "shape")
+    return next(iter(sizes))
 
-    fp32 = export_onnx(policy, robot, out / FP32, image_hw)
-    feeds = heldout_inputs(heldout, adapter.state_dim, adapter.action_dim, len(adapter.cameras), image_hw,
-                           cfg.chunk, embeddings, flow, seed)
-    ref = torch_outputs(policy, robot, feeds)
-    y32 = _run_all(fp32, feeds)
-    models: dict[str, Any] = {"fp32": _file_entry(fp32) | {"vs_torch_relative_error": relative_error(y32, ref)}}
-    latency = {"fp32": latency_ms(fp32, feeds[0], threads)}
-    gate: dict[str, Any] = {"bound": bound, "heldout": heldout, "metric": "||int8 - fp32|| / ||fp32|| over "
-                            "normalized action chunks of synthetic held-out inputs", "sim_gate": "not run"}
-    (out / INT8).unlink(missing_ok=True)
-    if quantize_int8:
-        trials = []
-        for recipe in recipes:
-            path = quantize(fp32, out / f"policy_int8.{recipe.name}.onnx", recipe)
-            trials.append((relative_error(_run_all(path, feeds), y32), recipe, path))
-        trials.sort(key=lambda t: t[0])
-        err, best, path = trials[0]
-        for _, _, p in trials[1:]:
-            p.unlink()
-        os.replace(path, out / INT8)
-        gate |= {"relative_error": err, "passed": err <= bound, "forced": bool(force and err > bound)}
-        if err > bound and not force:
-            (out / INT8).unlink()
-            raise ExportError(f"{robot}: the best int8 recipe ({best.name}) is {err:.3f} relative error from fp32, "
-                              f"past the bound {bound}; the fp32 model is in {out}. Use --force to keep the int8 "
-                              f"model anyway (recorded in the manifest) or export fp32 only")
-        models["int8"] = _file_entry(out / INT8) | {
-            "recipe": best.to_dict(), "relative_error": err,
-            "candidates": [{"recipe": r.name, "relative_error": e} for e, r, _ in trials],
-            "size_ratio": models["fp32"]["bytes"] / (out / INT8).stat().st_size}
-        latency["int8"] = latency_ms(out / INT8, feeds[0], threads)
+
+def _check_target(out: Path) -> None:
+    """An export replaces a bundle as a whole; refuse to replace anything else."""
+    if out.exists() and not (out.is_dir() and ((out / MANIFEST).is_file() or not any(out.iterdir()))):
+        raise ExportError(f"{out} exists and is not a bundle (no {MANIFEST}); an export replaces the whole folder: "
+                          "remove it or choose another --out")
+
+
+def _write_fp32(policy: nn.Module, robot: str, work: Path, instructions: list[str], image_hw: tuple[int, int],
+                heldout: int, threads: int, seed: int, source: str) -> tuple[dict[str, Any], Feeds]:
+    """Language embeddings and the fp32 graph into `work`; the manifest so far, and the synthetic
+    held-out inputs (parity with torch measured on them)."""
+    spec, adapter, cfg = robots.load(robot), policy.adapters[robot], policy.config
+    flow = cfg.head == "flow"
+    embeddings = np.asarray(policy.language(instructions), np.float32)
+    with open(work / LANGUAGE, "wb") as f:
+        np.save(f, embeddings)
+    fp32 = export_onnx(policy, robot, work / FP32, image_hw)
+    synthetic = heldout_inputs(heldout, adapter.state_dim, adapter.action_dim, len(adapter.cameras), image_hw,
+                               cfg.chunk, embeddings, flow, seed)
+    parity = relative_error(run_all(fp32, synthetic), torch_outputs(policy, robot, synthetic))
     stats = policy.normalizer.robot_dict(robot)
     manifest = {
         "format": FORMAT, "robot": robot, "spec_hash": spec.hash, "source": source,
@@ -359,9 +322,63 @@ def export_policy(policy: nn.Module, robot: str, out: str | os.PathLike, instruc
                           "sha256": policy.normalizer.robot_hash(robot), "where": "runtime (numpy), not in the graph"},
         "language": {"encoder": policy.language.identity, "file": LANGUAGE, "instructions": instructions,
                      "dim": int(embeddings.shape[1])},
-        "models": models, "gate": gate, "latency_ms": latency,
+        "models": {"fp32": _file_entry(fp32) | {"vs_torch_relative_error": parity}},
+        "latency_ms": {"fp32": latency_ms(fp32, synthetic[0], threads)},
     }
-    tmp = out / (MANIFEST + ".tmp")
+    return manifest, synthetic
+
+
+def _write_int8(manifest: dict[str, Any], work: Path, synthetic: Feeds,
+                recipes: Sequence[Recipe], calibration: Calibration | None, bound: float, force: bool,
+                threads: int) -> None:
+    """Try every recipe, keep the chosen one as the int8 model, record all of them in `manifest`.
+    With calibration data, static recipes join and every candidate is measured on dataset frames
+    held out from calibration, fed through `PolicyEngine.feed` as the robot feeds them."""
+    from embodied.runtime import PolicyEngine
+
+    robot, gate = manifest["robot"], manifest["gate"]
+    measure, calib = synthetic, None
+    if calibration is not None:
+        bundle = Bundle(work, manifest, np.load(work / LANGUAGE))
+        engine = PolicyEngine(bundle, precision="fp32", seed=calibration.seed)
+        feeds = engine_feeds(engine, dataset_observations(calibration, robot, bundle.instructions))
+        calib, measure = feeds[:calibration.frames], feeds[calibration.frames:]
+        gate |= {"heldout": len(measure), "metric": "||int8 - fp32|| / ||fp32|| over normalized action chunks of "
+                 f"{len(measure)} frames of {calibration.data} held out from calibration"}
+    found = candidates(work / FP32, work, recipes, measure, calib, threads)
+    best = choose(found)
+    for c in found:
+        if c is not best:
+            c.path.unlink()
+    os.replace(best.path, work / INT8)
+    err = best.relative_error
+    gate |= {"relative_error": err, "passed": err <= bound, "forced": bool(force and err > bound)}
+    if err > bound and not force:
+        raise ExportError(f"{robot}: the best int8 recipe ({best.recipe.name}) is {err:.3f} relative error from fp32, "
+                          f"past the bound {bound}; nothing was written. Use --force to keep the int8 model anyway "
+                          "(recorded in the manifest), try --calibration-data DIR, or export fp32 only")
+    fp32_bytes = manifest["models"]["fp32"]["bytes"]
+    manifest["models"]["int8"] = _file_entry(work / INT8) | {
+        "recipe": best.recipe.to_dict(), "relative_error": err,
+        "candidates": [c.to_dict(c is best) for c in found],
+        "choice": f"lowest relative error; within {TIE} of it, lowest latency",
+        "calibration": calibration.to_dict() if calibration else "none (no --calibration-data): dynamic recipes only",
+        "size_ratio": fp32_bytes / (work / INT8).stat().st_size}
+    manifest["latency_ms"]["int8"] = latency_ms(work / INT8, synthetic[0], threads)
+
+
+def _write_manifest(work: Path, manifest: dict[str, Any]) -> None:
+    tmp = work / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out / MANIFEST)
-    return manifest
+    os.replace(tmp, work / MANIFEST)
+
+
+def _commit(work: Path, out: Path) -> None:
+    """Rename the complete bundle `work` to `out`. A bundle already there is moved aside first and
+    removed after, so `out` is only ever absent for an instant, never a mix of two exports."""
+    os.chmod(work, 0o755)  # mkdtemp made it private; a bundle is read by the robot's service user too
+    previous = work.with_name(work.name + ".previous")
+    if out.exists():
+        os.replace(out, previous)
+    os.replace(work, out)
+    shutil.rmtree(previous, ignore_errors=True)

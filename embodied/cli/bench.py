@@ -31,11 +31,22 @@ def _policy(args: argparse.Namespace) -> dict:
     return policy.run()
 
 
-SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge, "policy": _policy}
+def _deploy(args: argparse.Namespace) -> dict:
+    from embodied.bench import deploy
+    from embodied.errors import ConfigError
+
+    if not (args.policy and args.robot):
+        raise ConfigError("bench deploy measures the policy you will deploy: give --policy runs/X --robot R "
+                          "(train one with `embodied train ... --preset small`)")
+    return deploy.run(args.policy, args.robot, args.instructions, args.calibration_data, calls=args.calls,
+                      threads=args.threads, cache=args.cache)
+
+
+SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge, "policy": _policy, "deploy": _deploy}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (JSON out): sim, data, bridge, policy")
+    p = sub.add_parser("bench", help="benchmarks (JSON out): sim, data, bridge, policy, deploy")
     p.add_argument("subject", choices=sorted(SUBJECTS))
     p.add_argument("--seeds", type=int, default=50, help="seeded expert episodes per robot x task")
     p.add_argument("--workers", type=int, default=2, help="rollout processes (sim), DataLoader workers (data)")
@@ -43,6 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=100, help="data: frames per episode")
     p.add_argument("--samples", type=int, default=20_000, help="data: samples drawn per measurement")
     p.add_argument("--duration", type=float, default=60.0, help="bridge: length of the 50 Hz loop [s]")
+    p.add_argument("--policy", help="deploy: run folder or checkpoint to export and time")
+    p.add_argument("--robot", help="deploy: the robot of the bundle")
+    p.add_argument("--instructions", nargs="+", default=[], metavar="TEXT", help="deploy: exported instructions")
+    p.add_argument("--calibration-data", metavar="DIR", help="deploy: dataset for static int8 recipes")
+    p.add_argument("--calls", type=int, default=200, help="deploy: timed calls per runtime after warm-up")
+    p.add_argument("--threads", type=int, default=2, help="deploy: threads of every runtime")
+    p.add_argument("--cache", help="deploy: instruction-embedding cache folder")
     p.add_argument("--out", help="JSON file (default: out/bench/SUBJECT.json)")
     p.set_defaults(run=run)
 

@@ -1,9 +1,14 @@
 """`evaluate(cfg)`: success rate of a trained policy on one robot x task, over seeded episodes.
 
 Episodes use seeds seed0, seed0 + 1, ...; far from the seeds simulated demonstrations use
-(0, 1, ...) by default, so the evaluation scenes are not training scenes. Before the
-workers start, the parent embeds every instruction of those seeds into the disk cache, so
-the sentence encoder loads at most once (here) instead of once per worker.
+(0, 1, ...) by default, so the evaluation scenes are not training scenes. The policy is a
+torch checkpoint, or an export bundle run by the torch-free `PolicyEngine` (fp32 or int8,
+one ONNX Runtime thread per worker): the same seeds give the same scenes and instructions
+either way, so the two are directly comparable.
+
+Before the workers start, the parent checks the policy and the instructions of every seed:
+a checkpoint's are embedded into the disk cache, so the sentence encoder loads at most once
+(here) instead of once per worker; a bundle must hold embeddings for all of them.
 """
 
 from __future__ import annotations
@@ -21,17 +26,20 @@ from embodied.eval.rollouts import RolloutJob, run_jobs
 from embodied.eval.stats import success_table, wilson_interval
 
 DEFAULT_SEED0 = 100_000
+PRECISIONS = ("auto", "fp32", "int8")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """Args:
-        policy: checkpoint or run folder.
+        policy: checkpoint or run folder; with `bundle`, an export bundle folder.
         robot, task: what to evaluate; episodes: how many (seeds seed0 ...).
         workers: rollout processes; instructions: "train" or "heldout" phrasings.
         video_dir: folder for mp4s of the first `videos` episodes (None: no videos).
         execution: open-loop steps per chunk or temporal ensembling.
         language_cache: cached instruction embeddings (None: embodied.train default).
+        bundle: `policy` is an export bundle, run with ONNX Runtime at `precision`
+            ("auto": int8 when the bundle has it).
     """
 
     policy: str
@@ -46,49 +54,79 @@ class EvalConfig:
     execution: Execution = field(default_factory=Execution)
     language_cache: str | None = None
     progress: bool = True
+    bundle: bool = False
+    precision: str = "auto"
 
     def __post_init__(self):
         if self.episodes < 1 or self.workers < 1 or self.videos < 0:
             raise ConfigError(f"episodes and workers must be >= 1, videos >= 0; found {self.episodes}, "
                              f"{self.workers}, {self.videos}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, found {self.precision!r}")
+        if self.precision != "auto" and not self.bundle:
+            raise ConfigError(f"precision {self.precision!r} applies to export bundles (--bundle); a torch "
+                              "checkpoint runs in fp32")
 
 
-def _warm_language(cfg: EvalConfig, cache: str) -> list[str]:
-    """Embed the instructions of every evaluation seed into the disk cache; returns them."""
-    from embodied.policy import LanguageEncoder
+def episode_instructions(robot: str, task: str, seed0: int, episodes: int, instruction_set: str = "train") -> list[str]:
+    """The instruction of each evaluation episode (seeds seed0 ... seed0 + episodes - 1), in order."""
     from sim_scenes.env import TaskEnv
 
-    env = TaskEnv(cfg.task, cfg.robot, images=False, instruction_set=cfg.instructions)
-    texts = [env.reset(seed=cfg.seed0 + i)[0]["instruction"] for i in range(cfg.episodes)]
+    env = TaskEnv(task, robot, images=False, instruction_set=instruction_set)
+    texts = [env.reset(seed=seed0 + i)[0]["instruction"] for i in range(episodes)]
     env.close()
-    LanguageEncoder(cache_dir=cache)(texts)
     return texts
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Run the episodes; returns the JSON-ready report (rate, 95% Wilson interval, episodes)."""
-    from embodied.policy import load_checkpoint, LanguageEncoder
+def _checkpoint_spec(cfg: EvalConfig, texts: list[str]) -> tuple[str, PolicySpec]:
+    """Load the checkpoint once here (fail fast) and embed every instruction into the disk cache."""
+    from embodied.policy import LanguageEncoder, load_checkpoint
     from embodied.train.config import default_language_cache
     from embodied.train.rundir import resolve_policy
 
     ckpt = resolve_policy(cfg.policy)
     cache = str(cfg.language_cache or default_language_cache())
-    load_checkpoint(ckpt, robots_needed=[cfg.robot], language=LanguageEncoder(cache_dir=cache))  # fail fast, here
-    _warm_language(cfg, cache)
+    language = LanguageEncoder(cache_dir=cache)
+    load_checkpoint(ckpt, robots_needed=[cfg.robot], language=language)
+    language(texts)
     threads = max(1, (os.cpu_count() or 1) // cfg.workers)
-    spec = PolicySpec(str(ckpt), cfg.execution, cache, threads)
+    return str(ckpt), PolicySpec(str(ckpt), cfg.execution, cache, threads)
+
+
+def _bundle_spec(cfg: EvalConfig, texts: list[str]) -> tuple[str, PolicySpec]:
+    """Validate the bundle here (robot, files, precision, instructions); one ONNX Runtime thread per
+    worker, so that workers do not compete for cores."""
+    from embodied.runtime import BundleMismatch, load_bundle
+
+    bundle = load_bundle(cfg.policy, cfg.robot)
+    precision = ("int8" if "int8" in bundle.precisions else "fp32") if cfg.precision == "auto" else cfg.precision
+    bundle.model_path(precision)  # refuses a precision the bundle does not have
+    missing = sorted(set(texts) - set(bundle.instructions))
+    if missing:
+        raise BundleMismatch(f"bundle {bundle.path} holds no embedding for {len(missing)} instruction(s) of the "
+                             f"{cfg.task} episodes (seeds {cfg.seed0}..{cfg.seed0 + cfg.episodes - 1}): {missing}; "
+                             "export it with these --instructions, or with --gate-task "
+                             f"{cfg.task} (which adds the instructions of its seeds)")
+    return str(bundle.path), PolicySpec(str(bundle.path), cfg.execution, threads=1, precision=precision)
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run the episodes; returns the JSON-ready report (rate, 95% Wilson interval, episodes)."""
+    texts = episode_instructions(cfg.robot, cfg.task, cfg.seed0, cfg.episodes, cfg.instructions)
+    path, spec = (_bundle_spec if cfg.bundle else _checkpoint_spec)(cfg, texts)
     video = Path(cfg.video_dir) if cfg.video_dir else None
     jobs = [RolloutJob(cfg.robot, cfg.task, cfg.seed0 + i,
                        str(video / f"{cfg.robot}_{cfg.task}_{cfg.seed0 + i}.mp4") if video and i < cfg.videos else None,
                        cfg.instructions, spec) for i in range(cfg.episodes)]
     t0 = time.perf_counter()
     results = run_jobs(jobs, workers=min(cfg.workers, cfg.episodes), progress=cfg.progress,
-                       desc=f"eval {cfg.robot}/{cfg.task}")
+                       desc=f"eval {cfg.robot}/{cfg.task}" + (f" ({spec.precision})" if spec.precision else ""))
     wall = time.perf_counter() - t0
     rate = success_table(results)[(cfg.robot, cfg.task)]
     lo, hi = wilson_interval(rate.successes, rate.episodes)
     return {
-        "policy": str(ckpt), "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions,
+        "policy": path, "runtime": "onnxruntime" if spec.precision else "torch", "precision": spec.precision or "fp32",
+        "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions,
         "episodes": rate.episodes, "successes": rate.successes, "success_rate": rate.rate, "ci95": [lo, hi],
         "seed0": cfg.seed0, "execution": asdict(cfg.execution), "workers": cfg.workers, "wall_s": round(wall, 1),
         "infer_ms_mean": round(sum(r.infer_ms for r in results) / len(results), 3),

@@ -1,8 +1,12 @@
 """Rolling a trained policy out in a simulated task: one episode, seeded.
 
 The env steps at the robot's control rate (one action per control period of sim time);
-the policy is queried for chunks as the `ChunkExecutor` asks. Each worker process loads a
-checkpoint once (`load_policy` caches it) and uses its share of the cores.
+the policy is queried for chunks as the `ChunkExecutor` asks. A policy is either a torch
+checkpoint or an export bundle run by the torch-free `PolicyEngine` (ONNX Runtime, fp32 or
+int8): both are driven through one small interface (`RolloutPolicy`), so the same seeds give
+the same scenes and instructions whichever runs, and `embodied export` can gate an int8
+model on the success it keeps. Each worker process loads a policy once (`load_policy`
+caches it) and uses its share of the cores.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from embodied.policy.io import ActionChunk, Observation
 from embodied.runtime.chunking import ChunkExecutor, Execution
 
 
@@ -23,16 +28,63 @@ class PolicySpec:
     """Which policy a rollout runs and how.
 
     Args:
-        path: checkpoint folder or run folder (its `last` checkpoint); adapters next to it load too.
+        path: checkpoint folder or run folder (its `last` checkpoint); adapters next to it load
+            too. With `precision`: an export bundle folder.
         execution: how chunks become actions.
-        language_cache: folder of cached instruction embeddings (None: no disk cache).
-        threads: torch threads of the process that runs the policy (0: every core).
+        language_cache: folder of cached instruction embeddings (None: no disk cache; checkpoints only).
+        threads: torch or ONNX Runtime threads of the process that runs the policy (0: every core).
+        precision: None for a torch checkpoint; "fp32" or "int8" to run the bundle at `path`
+            with `PolicyEngine`.
     """
 
     path: str
     execution: Execution = field(default_factory=Execution)
     language_cache: str | None = None
     threads: int = 0
+    precision: str | None = None
+
+
+class RolloutPolicy(Protocol):
+    """What `run_policy` drives: a chunk length, a per-episode reset and `act`."""
+
+    chunk: int
+
+    def reset(self, seed: int) -> None:
+        """Start an episode; a flow head's noise is seeded with `seed` (reproducible episodes)."""
+        ...
+
+    def act(self, obs: Observation) -> ActionChunk:
+        ...
+
+
+class TorchPolicy:
+    """A `VLAPolicy` (torch) as a RolloutPolicy."""
+
+    def __init__(self, policy: Any):
+        self.policy, self.chunk = policy, policy.config.chunk
+        self.generator: Any = None
+
+    def reset(self, seed: int) -> None:
+        import torch
+
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def act(self, obs: Observation) -> ActionChunk:
+        return self.policy.act(obs, self.generator)
+
+
+class EnginePolicy:
+    """A `PolicyEngine` (export bundle, ONNX Runtime, no torch) as a RolloutPolicy."""
+
+    def __init__(self, engine: Any):
+        self.engine, self.chunk = engine, engine.chunk
+
+    def reset(self, seed: int) -> None:
+        self.engine.seed = seed  # `PolicyEngine.reset` restarts its noise generator from `seed`
+        self.engine.reset()
+
+    def act(self, obs: Observation) -> ActionChunk:
+        return self.engine.infer(obs)
 
 
 @dataclass
@@ -45,42 +97,52 @@ class PolicyEpisode:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
-_POLICIES: dict[tuple[str, str | None], Any] = {}  # per worker process
+_POLICIES: dict[tuple[str, str | None, str | None], Any] = {}  # per worker process
 
 
-def load_policy(spec: PolicySpec, robot: str) -> Any:
-    """The policy of `spec` (loaded once per process) for `robot`."""
+def _load_checkpoint(spec: PolicySpec, robot: str) -> TorchPolicy:
     import torch
 
     from embodied.policy import LanguageEncoder, load_checkpoint
     from embodied.train.rundir import resolve_policy
 
-    key = (spec.path, spec.language_cache)
+    key = (spec.path, spec.language_cache, None)
     if key not in _POLICIES:
         torch.set_num_threads(spec.threads or os.cpu_count() or 1)
         _POLICIES[key] = load_checkpoint(resolve_policy(spec.path), language=LanguageEncoder(cache_dir=spec.language_cache))
     policy = _POLICIES[key]
     if robot not in policy.adapters.names:
         load_checkpoint(resolve_policy(spec.path), robots_needed=[robot], language=policy.language)  # raises clearly
-    return policy
+    return TorchPolicy(policy)
 
 
-def run_policy(env: Any, policy: Any, seed: int, execution: Execution, record: bool = False,
+def _load_bundle(spec: PolicySpec, robot: str) -> EnginePolicy:
+    from embodied.runtime import PolicyEngine
+
+    key = (spec.path, None, spec.precision)
+    if key not in _POLICIES:
+        _POLICIES[key] = PolicyEngine(spec.path, precision=spec.precision, threads=spec.threads or os.cpu_count() or 1,
+                                      robot=robot)
+    return EnginePolicy(_POLICIES[key])
+
+
+def load_policy(spec: PolicySpec, robot: str) -> RolloutPolicy:
+    """The policy of `spec` (loaded once per process) for `robot`."""
+    return _load_checkpoint(spec, robot) if spec.precision is None else _load_bundle(spec, robot)
+
+
+def run_policy(env: Any, policy: RolloutPolicy, seed: int, execution: Execution, record: bool = False,
                instruction_set: str = "train") -> PolicyEpisode:
-    """Reset `env` with `seed` and run `policy` until success or time out."""
-    import torch
-
-    from embodied.policy import Observation
-
+    """Reset `env` and `policy` with `seed` and run the policy until success or time out."""
     obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set})
     robot = env.robot.name
-    generator = torch.Generator().manual_seed(seed)  # flow-head noise: seeded per episode
-    executor = ChunkExecutor(execution, policy.config.chunk)
+    policy.reset(seed)
+    executor = ChunkExecutor(execution, policy.chunk)
     out = PolicyEpisode(env.instance.instruction, False, 0, 0, 0.0, [env.render()] if record else [])
     while True:
         if executor.needs_chunk():
             t0 = time.perf_counter()
-            chunk = policy.act(Observation(robot, obs["instruction"], obs["state"], obs["images"]), generator)
+            chunk = policy.act(Observation(robot, obs["instruction"], obs["state"], obs["images"]))
             out.infer_seconds += time.perf_counter() - t0
             out.chunks += 1
             executor.push(chunk.actions)

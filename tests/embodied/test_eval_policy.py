@@ -1,4 +1,5 @@
-"""`embodied eval`: seeded policy rollouts in worker processes, JSON and videos; chunk execution."""
+"""`embodied eval`: seeded policy rollouts in worker processes, JSON and videos; chunk execution;
+the same rollouts through an export bundle (torch-free PolicyEngine)."""
 
 import json
 
@@ -8,7 +9,11 @@ import pytest
 
 from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
-from embodied.eval import ChunkExecutor, Execution
+from embodied.eval import ChunkExecutor, EvalConfig, Execution, evaluate
+from embodied.eval.evaluate import episode_instructions
+from embodied.export import export_bundle
+from embodied.policy import LanguageEncoder
+from embodied.runtime import BundleMismatch
 from embodied.train import TrainConfig, train
 
 
@@ -46,6 +51,26 @@ def test_eval_unknown_robot_is_a_clean_error(policy_run, capsys):
     assert main(["eval", "--policy", str(root / "run"), "--robot", "koch", "--task", "lift", "--episodes", "1",
                  "--cache", cache]) == 2
     assert "no adapter for ['koch']" in capsys.readouterr().err
+
+
+def test_eval_through_a_bundle_runs_the_checkpoint_episodes(policy_run, capsys):
+    """Same seeds, same instructions, same outcomes: fp32 ONNX Runtime vs the torch checkpoint."""
+    root, cache = policy_run
+    bundle, out = root / "bundle", root / "bundle_eval.json"
+    export_bundle(root / "run", "so100", bundle, episode_instructions("so100", "lift", 100_000, 2),
+                  quantize_int8=True, language=LanguageEncoder(cache), heldout=2)
+    assert main(["eval", "--bundle", str(bundle), "--precision", "fp32", "--robot", "so100", "--task", "lift",
+                 "--episodes", "2", "--workers", "1", "--out", str(out)]) == 0
+    assert "onnxruntime fp32" in capsys.readouterr().out
+    onnx = json.loads(out.read_text())
+    torch_report = evaluate(EvalConfig(str(root / "run"), "so100", "lift", episodes=2, workers=1,
+                                       language_cache=cache, progress=False))
+    assert (onnx["runtime"], onnx["precision"], torch_report["runtime"]) == ("onnxruntime", "fp32", "torch")
+    assert onnx["policy"] == str(bundle) and onnx["episodes"] == 2 and onnx["infer_ms_mean"] > 0
+    pick = [(r["seed"], r["instruction"], r["success"], r["steps"]) for r in onnx["results"]]
+    assert pick == [(r["seed"], r["instruction"], r["success"], r["steps"]) for r in torch_report["results"]]
+    with pytest.raises(BundleMismatch, match=r"holds no embedding for .* export it with these --instructions"):
+        evaluate(EvalConfig(str(bundle), "so100", "lift", episodes=6, bundle=True, progress=False))
 
 
 def test_open_loop_runs_the_first_actions_of_each_chunk():

@@ -10,7 +10,9 @@ import torch
 
 from embodied.cli.main import main
 from embodied.data.transforms import NormStats
-from embodied.export import ExportError, RECIPES, _run_all, export_policy, heldout_inputs, relative_error
+from embodied.export import ExportError, export_policy, heldout_inputs
+from embodied.export_gate import SimGate
+from embodied.export_int8 import DYNAMIC_RECIPES, RECIPES, relative_error, run_all
 from embodied.policy import LanguageEncoder, Observation, VLAPolicy, preset, save_checkpoint
 from embodied.policy.normalizer import Normalizer
 from embodied.runtime import PolicyEngine, load_bundle
@@ -64,7 +66,12 @@ def test_bundle_layout_and_manifest(exported):
     assert m["robot"] == "so100" and m["chunk"] == 4 and m["language"]["instructions"] == INSTRUCTIONS
     assert [c["name"] for c in m["cameras"]] == ["front", "wrist"] and m["image_shape"] == [96, 96, 3]
     assert m["gate"]["sim_gate"] == "not run" and m["gate"]["passed"] and not m["gate"]["forced"]
-    assert m["models"]["int8"]["recipe"]["name"] in {r.name for r in RECIPES}
+    i8 = m["models"]["int8"]
+    assert i8["recipe"]["name"] in {r.name for r in RECIPES} and i8["recipe"]["mode"] == "dynamic"
+    assert [c["recipe"] for c in i8["candidates"]] == [r.name for r in DYNAMIC_RECIPES]  # no static without data
+    assert [c["recipe"] for c in i8["candidates"] if c["chosen"]] == [i8["recipe"]["name"]]
+    assert all(c["relative_error"] >= 0 and c["latency_p50_ms"] > 0 for c in i8["candidates"])
+    assert i8["calibration"].startswith("none")
     assert m["models"]["int8"]["bytes"] < m["models"]["fp32"]["bytes"]
     assert {"fp32", "int8"} <= set(m["latency_ms"])
     assert load_bundle(bundle, "so100").precisions == ["fp32", "int8"]
@@ -85,16 +92,16 @@ def test_int8_within_bound_on_new_heldout_inputs(exported):
     m = b.manifest
     assert m["models"]["int8"]["relative_error"] <= m["gate"]["bound"] == 0.05
     feeds = heldout_inputs(12, 6, 6, 2, (96, 96), 4, b.embeddings, flow=False, seed=123)  # not the selection set
-    err = relative_error(_run_all(b.model_path("int8"), feeds), _run_all(b.model_path("fp32"), feeds))
+    err = relative_error(run_all(b.model_path("int8"), feeds), run_all(b.model_path("fp32"), feeds))
     assert err <= 0.05
 
 
 def test_int8_past_bound_is_refused_unless_forced(tmp_path, language):
     policy = tiny_policy(language)
-    with pytest.raises(ExportError, match=r"past the bound 1e-09.*--force"):
+    with pytest.raises(ExportError, match=r"past the bound 1e-09; nothing was written.*--force"):
         export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS[:1], quantize_int8=True, bound=1e-9,
                       recipes=RECIPES[:1], heldout=4)
-    assert not (tmp_path / "b" / "manifest.json").exists() and not (tmp_path / "b" / "policy_int8.onnx").exists()
+    assert list(tmp_path.iterdir()) == []  # no bundle, no fp32 model, no temporary folder
     m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS[:1], quantize_int8=True, bound=1e-9, force=True,
                       recipes=RECIPES[:1], heldout=4)
     assert m["gate"]["forced"] and not m["gate"]["passed"]
@@ -121,6 +128,13 @@ def test_export_refuses_bad_input(tmp_path, language, capsys):
     assert main(["export", "--policy", str(tmp_path / "ckpt"), "--robot", "koch", "--out", str(tmp_path / "b"),
                  "--instructions", "pick", "--cache", str(language.cache_dir)]) == 2
     assert "koch" in capsys.readouterr().err
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ExportError, match="is not a bundle.*choose another --out"):
+        export_policy(tiny_policy(language), "so100", tmp_path / "notes", INSTRUCTIONS[:1])
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    with pytest.raises(ExportError, match="add --quantize int8"):
+        export_policy(tiny_policy(language), "so100", tmp_path / "b", INSTRUCTIONS[:1], gate=SimGate("lift"))
 
 
 def test_pool_grid_that_does_not_divide_the_feature_map(tmp_path, language):

@@ -1,0 +1,156 @@
+"""`embodied bench deploy`: what quantized on-device inference buys, measured in one run.
+
+Inference part: the checkpoint (`--policy runs/X --robot R`) is exported to a temporary
+bundle (int8 recipe chosen as `embodied export` chooses it, `--calibration-data` adding the
+static recipes), then one observation is timed per chunk, end to end (`infer(obs)` ->
+`ActionChunk` in robot units), in three runtimes:
+
+    ort_int8          PolicyEngine on the int8 model
+    ort_fp32          PolicyEngine on the fp32 model
+    torch_fp32_eager  VLAPolicy.act, torch eager
+
+each in its own fresh process, one after another, all with the same thread count: thread
+pools of two runtimes in one process spin and spoil each other's timings. Reported: p50 /
+p90 / p99 over `calls` calls after warm-up, the speed-ups, the on-disk size ratio, and
+pass/fail against TARGETS.
+
+A checkpoint is required rather than trained here: the numbers mean something only for the
+policy that will be deployed (a freshly initialized or briefly trained one has the right
+shapes, but its activation ranges, hence its int8 error, are not a trained policy's).
+
+The deploy-loop part (peak RSS of the deploy process, success under flaky vs fault-free
+servos, control-loop period p99) is left to `deploy_loop`, a hook that receives this summary.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+TARGETS = {"int8_p50_ms": 5.0, "int8_vs_ort_fp32": 1.3, "int8_vs_torch": 3.0, "size_ratio": 2.5}
+DEFAULT_INSTRUCTION = "pick up the red cube"
+RUNTIMES = ("ort_int8", "ort_fp32", "torch_fp32_eager")
+
+
+def _percentiles(fn: Callable[[], Any], calls: int, warmup: int) -> dict[str, Any]:
+    """Latency [ms] of `fn` over `calls` calls after `warmup` calls, and this process's peak RSS."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(calls)
+    for i in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times[i] = 1e3 * (time.perf_counter() - t0)
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
+            "mean": round(float(times.mean()), 3), "calls": calls, "warmup": warmup,
+            "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _time_engine(bundle: str, precision: str, threads: int, obs: Any, calls: int, warmup: int) -> dict[str, Any]:
+    """Runs in a fresh process: PolicyEngine (no torch imported)."""
+    from embodied.runtime import PolicyEngine
+
+    engine = PolicyEngine(bundle, precision=precision, threads=threads)
+    out = _percentiles(lambda: engine.infer(obs), calls, warmup)
+    return out | {"session_p50": round(engine.latency()["p50"], 3), "threads": threads}
+
+
+def _time_torch(policy: str, robot: str, threads: int, obs: Any, calls: int, warmup: int,
+                cache: str | None) -> dict[str, Any]:
+    """Runs in a fresh process: the checkpoint in torch eager mode."""
+    import torch
+
+    from embodied.policy import LanguageEncoder, load_checkpoint
+    from embodied.train.rundir import resolve_policy
+
+    torch.set_num_threads(threads)
+    model = load_checkpoint(resolve_policy(policy), robots_needed=[robot], language=LanguageEncoder(cache)).eval()
+    with torch.inference_mode():
+        return _percentiles(lambda: model.act(obs), calls, warmup) | {"threads": threads}
+
+
+def _isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """`fn(*args)` in a fresh process (forked from a clean fork server, never from this one)."""
+    with mp.get_context("forkserver").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def _observation(manifest: dict[str, Any], instruction: str) -> Any:
+    """One observation of the bundle's robot: state at the dataset mean, seeded random images."""
+    from embodied.policy.io import Observation
+
+    rng = np.random.default_rng(0)
+    state = np.asarray(manifest["normalization"]["state"].get("mean", np.zeros(manifest["state_dim"])), np.float32)
+    images = {c["name"]: rng.integers(0, 256, (c["height"], c["width"], 3), dtype=np.uint8)
+              for c in manifest["cameras"]}
+    return Observation(manifest["robot"], instruction, state, images)
+
+
+def deploy_loop(summary: dict[str, Any]) -> dict[str, Any]:
+    """HOOK for the deploy-loop measurements, to be wired in from `embodied.deploy`.
+
+    Called with the inference summary while its bundle still exists (`summary["bundle"]["path"]`,
+    a temporary folder). Expected to return: peak RSS of the deploy process [MB], success rate
+    under the flaky vs the fault-free servo profile, and the control-loop period p99 [ms], with
+    their targets and pass flags.
+    """
+    return {"status": "not measured yet: the deploy loop (embodied.deploy) is not wired into this benchmark",
+            "measurements": ["peak_rss_mb", "success_flaky_vs_fault_free", "loop_period_p99_ms"]}
+
+
+def _ratios(timings: dict[str, dict[str, Any]], models: dict[str, Any]) -> dict[str, float]:
+    int8 = timings["ort_int8"]["p50"]
+    return {"int8_vs_ort_fp32": round(timings["ort_fp32"]["p50"] / int8, 2),
+            "int8_vs_torch": round(timings["torch_fp32_eager"]["p50"] / int8, 2),
+            "size_ratio": round(models["fp32"]["bytes"] / models["int8"]["bytes"], 2)}
+
+
+def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_data: str | None = None,
+        calls: int = 200, warmup: int = 20, threads: int = 2, cache: str | None = None) -> dict[str, Any]:
+    """Export `policy` for `robot` to a temporary bundle and time the three runtimes; the summary."""
+    import onnxruntime
+    import torch
+
+    from embodied.export import export_bundle
+    from embodied.export_int8 import Calibration
+    from embodied.policy import LanguageEncoder
+
+    instructions = list(instructions) or [DEFAULT_INSTRUCTION]
+    with tempfile.TemporaryDirectory(prefix="bench_deploy_") as tmp:
+        bundle = str(Path(tmp) / robot)
+        m = export_bundle(policy, robot, bundle, instructions, quantize_int8=True, force=True, threads=threads,
+                          language=LanguageEncoder(cache), calibration=Calibration(calibration_data)
+                          if calibration_data else None)
+        obs = _observation(m, instructions[0])
+        timings = {"ort_int8": _isolated(_time_engine, bundle, "int8", threads, obs, calls, warmup),
+                   "ort_fp32": _isolated(_time_engine, bundle, "fp32", threads, obs, calls, warmup),
+                   "torch_fp32_eager": _isolated(_time_torch, policy, robot, threads, obs, calls, warmup, cache)}
+        ratios = _ratios(timings, m["models"])
+        i8 = m["models"]["int8"]
+        summary = {
+            "benchmark": "deploy",
+            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                        "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+                        "torch": torch.__version__},
+            "policy": m["source"], "robot": robot, "preset": m["policy"]["config"].get("name"),
+            "head": m["policy"]["head"], "chunk": m["chunk"], "threads": threads,
+            "bundle": {"path": bundle, "int8_recipe": i8["recipe"]["name"], "int8_relative_error": i8["relative_error"],
+                       "int8_error_bound": m["gate"]["bound"], "int8_within_bound": m["gate"]["passed"],
+                       "calibration": i8["calibration"], "candidates": i8["candidates"],
+                       "bytes": {"fp32": m["models"]["fp32"]["bytes"], "int8": i8["bytes"]}},
+            "inference_ms": timings, "ratios": ratios, "targets": TARGETS,
+            "meets_targets": {"int8_p50_ms": timings["ort_int8"]["p50"] <= TARGETS["int8_p50_ms"],
+                              **{k: ratios[k] >= TARGETS[k] for k in ratios}},
+        }
+        summary["deploy_loop"] = deploy_loop(summary)
+    summary["bundle"]["path"] = "(temporary, removed)"
+    return summary

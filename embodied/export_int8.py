@@ -1,0 +1,254 @@
+"""Choosing the int8 model of a bundle: ONNX Runtime quantization recipes measured against fp32.
+
+Dynamic recipes quantize the weights ahead of time and each activation at run time; they
+need no data. Static recipes also fix the activation ranges ahead of time, calibrated on
+real observations of the robot's dataset, so that no range is computed per call and the
+image encoder's Conv layers run as QLinearConv too (dynamic ConvInteger is slow on CPU).
+Static ranges are only as good as the frames they were calibrated on, which is why they
+need the robot's own data and why every candidate is measured rather than trusted.
+
+Calibration and measurement frames are fed exactly as the robot feeds them: each dataset
+frame becomes an `Observation` in robot units and goes through `PolicyEngine.feed` (the
+bundle's normalization, camera order and instruction embeddings), the one code path the
+deploy runtime uses.
+
+Every candidate is scored by its relative error against fp32 on held-out inputs (dataset
+frames not used for calibration when there are any, synthetic inputs otherwise); the
+lowest error wins, and candidates within `TIE` of it are a tie broken by latency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from embodied.errors import InvalidInput
+from embodied.policy.io import Observation
+
+TIE = 0.005  # relative-error difference below which two candidates count as equally accurate
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One ONNX Runtime quantization recipe (`quantize_dynamic`, or `quantize_static` when `static`).
+
+    Args:
+        weight_type, activation_type: "QInt8" or "QUInt8" (activations: static recipes only).
+        reduce_range: 7-bit weights, which avoid int16 saturation on CPUs without VNNI.
+        op_types: the operators quantized.
+        static: calibrate activation ranges on dataset frames (QDQ format).
+        calibrate_method: "MinMax" or "Percentile" (static only).
+    """
+
+    name: str
+    weight_type: str = "QInt8"
+    reduce_range: bool = False
+    op_types: tuple[str, ...] = ("MatMul", "Gemm")
+    per_channel: bool = False
+    static: bool = False
+    activation_type: str = "QUInt8"
+    calibrate_method: str = "MinMax"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "mode": "static" if self.static else "dynamic", "weight_type": self.weight_type,
+             "reduce_range": self.reduce_range, "op_types": list(self.op_types), "per_channel": self.per_channel}
+        if self.static:
+            d |= {"activation_type": self.activation_type, "calibrate_method": self.calibrate_method}
+        return d
+
+
+DYNAMIC_RECIPES: tuple[Recipe, ...] = (
+    Recipe("s8_reduce_range", "QInt8", reduce_range=True),
+    Recipe("u8_weights", "QUInt8"),
+    Recipe("s8_per_channel_reduce_range", "QInt8", reduce_range=True, per_channel=True),
+    Recipe("s8_default", "QInt8"),
+)
+STATIC_RECIPES: tuple[Recipe, ...] = (
+    Recipe("static_minmax", reduce_range=True, per_channel=True, static=True, op_types=("MatMul", "Gemm", "Conv")),
+    Recipe("static_percentile", reduce_range=True, per_channel=True, static=True, op_types=("MatMul", "Gemm", "Conv"),
+           calibrate_method="Percentile"),
+    Recipe("static_linear_only", reduce_range=True, per_channel=True, static=True),
+)
+RECIPES = DYNAMIC_RECIPES + STATIC_RECIPES
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Real observations for static int8 recipes, from the robot's dataset.
+
+    Args:
+        data: an EpisodeStore (zarr) or LeRobot v3 folder of the exported robot.
+        frames: frames the activation ranges are calibrated on.
+        heldout: further frames (disjoint) every candidate's error is measured on.
+        seed: seed of the frame sample.
+    """
+
+    data: str
+    frames: int = 64
+    heldout: int = 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.frames < 1 or self.heldout < 1:
+            raise InvalidInput(f"calibration needs frames >= 1 and heldout >= 1, found {self.frames}, {self.heldout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "frames": self.frames, "heldout": self.heldout, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A quantized model and what it measured: relative error vs fp32, p50 latency [ms]."""
+
+    recipe: Recipe
+    path: Path
+    relative_error: float
+    latency_p50_ms: float
+
+    def to_dict(self, chosen: bool) -> dict[str, Any]:
+        return {"recipe": self.recipe.name, "mode": "static" if self.recipe.static else "dynamic",
+                "relative_error": self.relative_error, "latency_p50_ms": self.latency_p50_ms, "chosen": chosen}
+
+
+def dataset_observations(cal: Calibration, robot: str, instructions: Sequence[str]) -> list[Observation]:
+    """`cal.frames + cal.heldout` frames of `cal.data` sampled without replacement (seeded), as
+    observations in robot units. Each frame's instruction is its episode's task when the bundle
+    serves that text, otherwise the exported instructions in turn (a bundle can only be fed
+    instructions it holds embeddings for)."""
+    from embodied.data.episode import IMAGE_PREFIX, STATE
+    from embodied.data.mixture import guess_format, open_source
+
+    path = Path(cal.data)
+    if guess_format(path) is None:
+        raise InvalidInput(f"--calibration-data {path} is not a dataset (no zarr.json, no meta/info.json); give an "
+                           "EpisodeStore or LeRobot v3 folder of the robot, e.g. one written by `embodied simgen`")
+    source = open_source(path)
+    if source.robot != robot:
+        raise InvalidInput(f"--calibration-data {path} holds robot {source.robot!r}, the bundle is for {robot!r}; "
+                           f"calibrate on {robot}'s own frames")
+    need = cal.frames + cal.heldout
+    if source.num_frames < need:
+        raise InvalidInput(f"--calibration-data {path} has {source.num_frames} frames, calibration needs {need} "
+                           f"({cal.frames} + {cal.heldout} held out); record more or lower --calibration-frames")
+    rng = np.random.default_rng(cal.seed)
+    frames = rng.choice(source.num_frames, need, replace=False)
+    episodes = np.searchsorted(np.asarray(source.episode_ends), frames, side="right")
+    out = []
+    for k, (i, e) in enumerate(zip(frames.tolist(), episodes.tolist())):
+        task = source.episode_meta(e)["task"]
+        instruction = task if task in instructions else instructions[k % len(instructions)]
+        images = {cam: np.asarray(source.read(IMAGE_PREFIX + cam, i, i + 1)[0]) for cam in source.cameras}
+        out.append(Observation(robot, instruction, np.asarray(source.read(STATE, i, i + 1)[0]), images))
+    return out
+
+
+def engine_feeds(engine: Any, observations: Sequence[Observation]) -> list[dict[str, np.ndarray]]:
+    """Graph inputs of `observations` through `PolicyEngine.feed` (refusals name the dataset problem)."""
+    from embodied.runtime.errors import ObservationRefused
+
+    try:
+        return [engine.feed(obs) for obs in observations]
+    except ObservationRefused as e:
+        raise InvalidInput(f"a calibration frame cannot be fed to the bundle: {e}") from e
+
+
+def _reader(feeds: Sequence[dict[str, np.ndarray]]) -> Any:
+    """An `onnxruntime.quantization.CalibrationDataReader` over prepared graph inputs."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class FeedReader(CalibrationDataReader):
+        def __init__(self):
+            self._feeds = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._feeds, None)
+
+    return FeedReader()
+
+
+def quantize(fp32: Path, out: Path, recipe: Recipe,
+             calibration: Sequence[dict[str, np.ndarray]] | None = None) -> Path:
+    """Quantize `fp32` into `out` with `recipe` (static recipes calibrate on `calibration` feeds)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    tmp = out.with_suffix(".tmp")
+    if recipe.static:
+        if not calibration:
+            raise InvalidInput(f"int8 recipe {recipe.name} is static: it needs calibration frames (--calibration-data)")
+        with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its progress
+            quantize_static(str(fp32), str(tmp), _reader(calibration), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=list(recipe.op_types), per_channel=recipe.per_channel,
+                            reduce_range=recipe.reduce_range,
+                            activation_type=getattr(QuantType, recipe.activation_type),
+                            weight_type=getattr(QuantType, recipe.weight_type),
+                            calibrate_method=getattr(CalibrationMethod, recipe.calibrate_method),
+                            extra_options={"MatMulConstBOnly": True})
+    else:
+        quantize_dynamic(str(fp32), str(tmp), weight_type=getattr(QuantType, recipe.weight_type),
+                         reduce_range=recipe.reduce_range, op_types_to_quantize=list(recipe.op_types),
+                         per_channel=recipe.per_channel)
+    os.replace(tmp, out)
+    return out
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """||a - b|| / ||b|| over all entries (b the reference)."""
+    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-12))
+
+
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_all(path: Path, feeds: Sequence[dict[str, np.ndarray]], threads: int = 1) -> np.ndarray:
+    """The model's outputs on every feed, float32[N, H, m]."""
+    sess = session(path, threads)
+    return np.concatenate([sess.run(None, f)[0] for f in feeds])
+
+
+def latency_ms(path: Path, feed: dict[str, np.ndarray], threads: int = 1, runs: int = 20) -> dict[str, float]:
+    """p50/p90 latency [ms] of one inference (after 3 warm-up runs) in this process."""
+    sess = session(path, threads)
+    for _ in range(3):
+        sess.run(None, feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)), "runs": runs,
+            "threads": threads}
+
+
+def candidates(fp32: Path, folder: Path, recipes: Sequence[Recipe], measure: Sequence[dict[str, np.ndarray]],
+               calibration: Sequence[dict[str, np.ndarray]] | None, threads: int) -> list[Candidate]:
+    """Quantize with every recipe (static ones only with `calibration`) and measure each on `measure`."""
+    reference = run_all(fp32, measure)
+    out = []
+    for recipe in recipes:
+        if recipe.static and not calibration:
+            continue
+        path = quantize(fp32, folder / f"policy_int8.{recipe.name}.onnx", recipe, calibration)
+        err = relative_error(run_all(path, measure), reference)
+        out.append(Candidate(recipe, path, err, latency_ms(path, measure[0], threads)["p50"]))
+    if not out:
+        raise InvalidInput(f"no int8 recipe to try among {[r.name for r in recipes]}: static recipes need "
+                           "--calibration-data")
+    return out
+
+
+def choose(found: Sequence[Candidate], tie: float = TIE) -> Candidate:
+    """The most accurate candidate; among those within `tie` of the lowest error, the fastest."""
+    best = min(c.relative_error for c in found)
+    return min((c for c in found if c.relative_error <= best + tie), key=lambda c: c.latency_p50_ms)
