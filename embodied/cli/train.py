@@ -18,6 +18,8 @@ def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> N
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=250, help="save a checkpoint every N steps")
     p.add_argument("--no-augment", action="store_true", help="no image shift / colour jitter")
+    p.add_argument("--preload", action="store_true", help="decode every image into memory once and sample frames "
+                   "independently (faster, better mixed batches; needs the decoded dataset to fit in RAM)")
     p.add_argument("--max-bad-batches", type=int, default=5, help="stop after this many NaN batches in a row")
     p.add_argument("--cache", help="instruction-embedding cache folder (default $EMBODIED_CACHE/language "
                                    "or ~/.cache/embodied/language)")
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe, preset=args.preset, head=args.head,
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,
+                      preload=args.preload,
                       max_bad_batches=args.max_bad_batches, language_cache=args.cache, progress=not args.no_progress)
     summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -137,6 +137,7 @@ class PooledDataset(torch.utils.data.Dataset):
         self.transform = Compose((augment, *transforms) if augment is not None else tuple(transforms))
         self._tasks: list[dict[int, str]] = [{} for _ in self.sources]
         self._cache: ChunkCache | None = None
+        self._images: dict[tuple[int, str], np.ndarray] = {}  # filled by preload()
 
     # --- structure ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -182,7 +183,26 @@ class PooledDataset(torch.utils.data.Dataset):
             tasks[episode] = str(self.sources[s].episode_meta(episode)["task"])
         return tasks[episode]
 
+    def image_bytes(self) -> int:
+        """Bytes every decoded image of every source takes in memory."""
+        return sum(s.num_frames * h * w * 3 for s in self.sources for h, w in s.cameras.values())
+
+    def preload(self) -> None:
+        """Decode every image into memory once. Reads then cost nothing, so samplers may draw
+        frames uniformly; DataLoader workers forked afterwards share these pages."""
+        for s, src in enumerate(self.sources):
+            for cam in self.cameras[s]:
+                if (s, cam) not in self._images:
+                    self._images[(s, cam)] = np.ascontiguousarray(src.read(IMAGE_PREFIX + cam, 0, src.num_frames))
+
+    @property
+    def preloaded(self) -> bool:
+        return len(self._images) == sum(len(c) for c in self.cameras)
+
     def _image(self, s: int, camera: str, frame: int) -> np.ndarray:
+        full = self._images.get((s, camera))
+        if full is not None:
+            return full[frame]
         if self._cache is None:
             self._cache = ChunkCache(self.cache_mb)
         size = self._chunk[s][camera]

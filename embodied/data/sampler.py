@@ -3,6 +3,9 @@
 `MixtureSampler` (per sample, like torch's WeightedRandomSampler): dataset by weight,
 then a uniform frame of it. Simple, but every sample touches a different image chunk.
 
+`UniformBatchSampler` (yields batches): MixtureSampler's keys, `batch_size` at a time; for
+preloaded datasets (`PooledDataset.preload`), where a read costs nothing.
+
 `ChunkBatchSampler` (yields batches; pass it as `batch_sampler=`): the source of each
 sample is still drawn by weight, but frames come from a window of a few image chunks,
 shuffled together, before the sampler moves to the next window. Each decoded chunk then
@@ -55,6 +58,27 @@ class MixtureSampler(torch.utils.data.Sampler):
         index = self.dataset.offsets[src] + frames
         seeds = rng.integers(0, 2**63 - 1, size=self.num_samples)
         return iter(zip(index.tolist(), seeds.tolist()))
+
+
+class UniformBatchSampler(torch.utils.data.Sampler):
+    """Batches of independent `(index, seed)` keys; `num_samples // batch_size` batches per epoch."""
+
+    def __init__(self, dataset: PooledDataset, batch_size: int, weights: Sequence[float] | None = None,
+                 num_samples: int | None = None, seed: int = 0):
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1, found {batch_size}")
+        self.keys, self.batch_size = MixtureSampler(dataset, weights, num_samples, seed), batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.keys.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return max(1, len(self.keys) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        keys = list(self.keys)
+        for b in range(len(self)):
+            yield keys[b * self.batch_size:(b + 1) * self.batch_size]
 
 
 class _Stream:

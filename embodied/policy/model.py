@@ -83,17 +83,26 @@ class VLAPolicy(nn.Module):
                 raise InvalidInput(f"batch {key!r} holds NaN or infinite values; check the dataset and its statistics")
         return groups
 
-    def _camera_embeddings(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """float32[B, K, d]: each present camera's embedding from its robot's adapter."""
-        b, k = batch["camera_mask"].shape
-        slots, mask = batch.get("camera_slots") or [], batch["camera_mask"].tolist()
-        rows = []
-        for i, robot in enumerate(batch["robot"]):
-            adapter = self.adapters[robot]
-            row = [adapter.camera_embed[adapter.camera_index(slots[j] if slots else batch["cameras"][i][j])]
-                   if mask[i][j] else self.action_queries.new_zeros(self.config.width) for j in range(k)]
-            rows.append(torch.stack(row) if row else self.action_queries.new_zeros(0, self.config.width))
-        return torch.stack(rows)
+    def _camera_embeddings(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """float32[B, K, d]: each present camera's embedding from its robot's adapter (zeros where absent).
+
+        Batches name their camera slots once (`camera_slots`, from Collate) or per sample
+        (`cameras`); one gather per robot either way."""
+        mask = batch["camera_mask"].to(self.action_queries.device)
+        b, k = mask.shape
+        slots = batch.get("camera_slots")
+        out = self.action_queries.new_zeros(b, k, self.config.width)
+        for name, idx in groups.items():
+            adapter = self.adapters[name]
+            if slots:
+                present = mask[idx].any(0).tolist()
+                cols = [adapter.camera_index(slots[j]) if present[j] else 0 for j in range(k)]
+                out[idx] = adapter.camera_embed[cols].expand(len(idx), -1, -1)
+            else:
+                for i in idx.tolist():
+                    cams = batch["cameras"][i]
+                    out[i, :len(cams)] = adapter.camera_embed[[adapter.camera_index(c) for c in cams]]
+        return out * mask[:, :, None]
 
     def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Trunk outputs at the action queries, float32[B, H, d]."""
@@ -106,7 +115,8 @@ class VLAPolicy(nn.Module):
         present = camera_mask.nonzero(as_tuple=True)
         if present[0].numel():
             encoded = self.image(images[present], lang[present[0]])
-            image_tokens = image_tokens.index_put(present, encoded + self._camera_embeddings(batch)[present][:, None])
+            cams = self._camera_embeddings(batch, groups)[present][:, None]
+            image_tokens = image_tokens.index_put(present, encoded + cams)
         state, state_mask = batch["state"].to(device), batch["state_mask"].to(device)
         robot_tokens = lang.new_zeros(b, cfg.robot_tokens, d)
         state_tokens = lang.new_zeros(b, cfg.state_tokens, d)

@@ -35,7 +35,7 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str,
     policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])
     policy.normalizer.set(robot, dataset.norm_stats[robot])
     params = policy.adapter_only(robot)
-    stream = BatchStream(dataset, cfg.batch_size, None, cfg.workers, cfg.seed)
+    stream = BatchStream(dataset, cfg.batch_size, None, cfg.workers, cfg.seed, preload=cfg.preload)
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
 

@@ -36,6 +36,8 @@ class TrainConfig:
         diverge_factor, diverge_after: stop when the smoothed loss exceeds diverge_factor x its
             best value, once diverge_after steps are done.
         augment: random image shift and colour jitter.
+        preload: decode every image into memory once and draw frames independently (better
+            mixed batches, no decoding per step; needs frames x cameras x h x w x 3 bytes of RAM).
         language_cache: folder of cached instruction embeddings (None: default_language_cache()).
         progress: show a tqdm bar (rank 0).
     """
@@ -61,6 +63,7 @@ class TrainConfig:
     diverge_factor: float = 10.0
     diverge_after: int = 50
     augment: bool = True
+    preload: bool = False
     language_cache: str | None = None
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in train_config.json, not interpreted

@@ -4,7 +4,9 @@ Checks (clear errors before any training): no datasets, a dataset without commit
 episodes, a robot unknown here, a dataset whose state/action dimensions or cameras do not
 fit its robot's RobotSpec, or stores of one robot that disagree with each other.
 
-The batch stream is a ChunkBatchSampler epoch after epoch; the position of step s is
+The batch stream is a ChunkBatchSampler epoch after epoch (frames from windows of image
+chunks, cheap to decode), or with `preload` every image decoded into memory once and a
+UniformBatchSampler (independent frames: better mixed batches, no decoding per step); the position of step s is
 (epoch, batch) = divmod(s, batches_per_epoch), so a resumed run continues with exactly the
 batches the uninterrupted run would have drawn. Each process of a distributed run draws
 from its own seed stream (seed, rank).
@@ -12,6 +14,7 @@ from its own seed stream (seed, rank).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -23,7 +26,7 @@ import robots
 from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, _worker_init
 from embodied.data.mixture import load_recipe, open_source
-from embodied.data.sampler import ChunkBatchSampler
+from embodied.data.sampler import ChunkBatchSampler, UniformBatchSampler
 from embodied.data.transforms import ImageAugment, ResizeImages
 from embodied.errors import DataError, SchemaMismatch
 
@@ -105,13 +108,23 @@ class BatchStream:
     Args:
         weights: mixture weights per source (None: uniform over sources).
         rank: process rank (its own seed stream).
+        preload: decode every image into memory first (refused when that needs more than
+            half of this machine's memory) and sample frames independently.
     """
 
     def __init__(self, dataset: PooledDataset, batch_size: int, weights: Sequence[float] | None = None,
-                 workers: int = 0, seed: int = 0, rank: int = 0):
+                 workers: int = 0, seed: int = 0, rank: int = 0, preload: bool = False):
         stream_seed = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-        self.sampler = _Batches(ChunkBatchSampler(dataset, batch_size, weights, num_workers=workers,
-                                                  seed=stream_seed))
+        if preload:
+            need, have = dataset.image_bytes(), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            if need > have // 2:
+                raise DataError(f"--preload needs {need / 2**30:.1f} GiB for the decoded images, more than half of "
+                                f"this machine's {have / 2**30:.1f} GiB; train without --preload")
+            dataset.preload()
+            inner = UniformBatchSampler(dataset, batch_size, weights, seed=stream_seed)
+        else:
+            inner = ChunkBatchSampler(dataset, batch_size, weights, num_workers=workers, seed=stream_seed)
+        self.sampler = _Batches(inner)
         self.per_epoch = len(self.sampler.inner)
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=self.sampler, num_workers=workers, collate_fn=Collate(tuple(dataset.camera_slots)),

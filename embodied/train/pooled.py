@@ -95,7 +95,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
             policy, device_ids=[d.local_rank] if d.device.startswith("cuda") else None,
             find_unused_parameters=True)  # a batch need not hold every robot
     torch.manual_seed(cfg.seed * 1000 + d.rank + (state["step"] if state else 0))  # noise streams per process
-    stream = BatchStream(dataset, cfg.batch_size, weights, cfg.workers, cfg.seed, d.rank)
+    stream = BatchStream(dataset, cfg.batch_size, weights, cfg.workers, cfg.seed, d.rank, cfg.preload)
     if d.main:
         run.mkdir(parents=True, exist_ok=True)
         (run / CONFIG).write_text(json.dumps({**cfg.to_dict(), "policy": config.to_dict(), "robots": robot_names,

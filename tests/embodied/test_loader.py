@@ -11,7 +11,7 @@ from embodied.data import Episode, EpisodeStore
 from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, make_loader
 from embodied.data.mixture import MissingDataset, RecipeError, load_recipe
-from embodied.data.sampler import ChunkBatchSampler, MixtureSampler
+from embodied.data.sampler import ChunkBatchSampler, MixtureSampler, UniformBatchSampler
 from embodied.data.transforms import ImageAugment, Normalize, ResizeImages, Unnormalize
 from embodied.errors import DataError
 
@@ -122,22 +122,44 @@ def test_resize_lets_resolutions_mix(tmp_path, stores):
     assert Collate()([ds[0], ds[21]])["images"].shape == (2, 2, 16, 16, 3)
 
 
-@pytest.mark.parametrize("kind", ["chunk", "mixture"])
+@pytest.mark.parametrize("kind", ["chunk", "mixture", "uniform"])
 def test_mixture_weights_are_respected(stores, kind):
     a, b = stores  # 21 and 12 frames: weights, not sizes, decide
     ds = PooledDataset([a, b], horizon=H)
     if kind == "chunk":
         sampler = ChunkBatchSampler(ds, 32, weights=[1, 3], num_samples=32 * 200, window=2, num_workers=2, seed=3)
         keys = [k for batch in sampler for k in batch]
+    elif kind == "uniform":
+        batches = list(UniformBatchSampler(ds, 32, weights=[1, 3], num_samples=6400, seed=3))
+        assert len(batches) == 200 and {len(b) for b in batches} == {32}
+        keys = [k for batch in batches for k in batch]
     else:
         keys = list(MixtureSampler(ds, weights=[1, 3], num_samples=6400, seed=3))
     frac_b = np.mean([i >= 21 for i, _ in keys])
     assert abs(frac_b - 0.75) < 0.02  # binomial sd is 0.0054
     counts = np.bincount([i for i, _ in keys], minlength=33)
     assert counts.min() > 0  # every frame is visited
-    again = list(MixtureSampler(ds, [1, 3], 6400, seed=3)) if kind == "mixture" else \
-        [k for batch in ChunkBatchSampler(ds, 32, [1, 3], 32 * 200, 2, 2, seed=3) for k in batch]
+    again = {"mixture": lambda: list(MixtureSampler(ds, [1, 3], 6400, seed=3)),
+             "uniform": lambda: [k for b in UniformBatchSampler(ds, 32, [1, 3], 6400, seed=3) for k in b],
+             "chunk": lambda: [k for b in ChunkBatchSampler(ds, 32, [1, 3], 32 * 200, 2, 2, seed=3) for k in b]}[kind]()
     assert again == keys
+
+
+def test_preloaded_dataset_serves_the_same_samples_without_reading_again(stores):
+    a, b = stores
+    lazy, loaded = PooledDataset([a, b], horizon=H, augment=ImageAugment()), PooledDataset([a, b], horizon=H,
+                                                                                            augment=ImageAugment())
+    assert loaded.image_bytes() == (21 * 2 + 12) * 16 * 16 * 3 and not loaded.preloaded
+    loaded.preload()
+    assert loaded.preloaded
+    for key in [(0, 1), (20, 2), (21, 3), (32, 4)]:
+        x, y = lazy[key], loaded[key]
+        assert x["images"].keys() == y["images"].keys()
+        for cam in x["images"]:
+            np.testing.assert_array_equal(x["images"][cam], y["images"][cam])
+        np.testing.assert_array_equal(x["actions"], y["actions"])
+    loaded.sources = [None, None]  # a preloaded dataset never reads its sources for images again
+    loaded[(5, 0)]
 
 
 def test_chunk_sampler_gives_workers_disjoint_chunks(stores):

@@ -60,18 +60,19 @@ def test_train_writes_checkpoints_and_curves(run, cache):
     assert torch.load(out / "last" / "train_state.pt", weights_only=False)["step"] == 4
 
 
-def test_resume_continues_exactly(tmp_path, stores, cache):
-    straight = train(config(tmp_path / "a", stores, cache, schedule="constant"))
-    train(config(tmp_path / "b", stores, cache, schedule="constant", steps=2))
-    resumed = train(config(tmp_path / "b", stores, cache, schedule="constant", steps=4))
+@pytest.mark.parametrize("preload", [False, True])
+def test_resume_continues_exactly(tmp_path, stores, cache, preload):
+    straight = train(config(tmp_path / "a", stores, cache, schedule="constant", preload=preload))
+    train(config(tmp_path / "b", stores, cache, schedule="constant", steps=2, preload=preload))
+    resumed = train(config(tmp_path / "b", stores, cache, schedule="constant", steps=4, preload=preload))
     assert straight["steps"] == resumed["steps"] == 4
     a, b = (load_file(str(tmp_path / r / "last" / "weights.safetensors")) for r in ("a", "b"))
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "loss.csv"))] == [1, 2, 3, 4]
     with pytest.raises(ResumeMismatch, match="preset"):
-        train(config(tmp_path / "b", stores, cache, preset="small", steps=6))
+        train(config(tmp_path / "b", stores, cache, preset="small", steps=6, preload=preload))
     with pytest.raises(ResumeMismatch, match="already holds a run"):
-        train(config(tmp_path / "b", stores, cache, resume=False))
+        train(config(tmp_path / "b", stores, cache, resume=False, preload=preload))
 
 
 def test_torchrun_two_processes(tmp_path, stores, cache):
