@@ -18,8 +18,11 @@ A checkpoint is required rather than trained here: the numbers mean something on
 policy that will be deployed (a freshly initialized or briefly trained one has the right
 shapes, but its activation ranges, hence its int8 error, are not a trained policy's).
 
-The deploy-loop part (peak RSS of the deploy process, success under flaky vs fault-free
-servos, control-loop period p99) is left to `deploy_loop`, a hook that receives this summary.
+Deploy-loop part (`embodied.bench.deploy_loop`, skipped with `loop=None`): the int8 bundle
+drives the emulated arm in seeded episodes of a task, fault-free and under a fault profile,
+in a fresh torch-free process: success of each and their ratio, joint-limit violations,
+faults by kind and the audit of injected faults against the black box, loop period error,
+peak RSS. The bundle is exported with the instructions of those episodes' scenes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import platform
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -35,13 +37,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from embodied.bench.deploy_loop import LoopBench, peak_rss_mb, run as run_deploy_loop
+
 TARGETS = {"int8_p50_ms": 5.0, "int8_vs_ort_fp32": 1.3, "int8_vs_torch": 3.0, "size_ratio": 2.5}
 DEFAULT_INSTRUCTION = "pick up the red cube"
 RUNTIMES = ("ort_int8", "ort_fp32", "torch_fp32_eager")
 
 
 def _percentiles(fn: Callable[[], Any], calls: int, warmup: int) -> dict[str, Any]:
-    """Latency [ms] of `fn` over `calls` calls after `warmup` calls, and this process's peak RSS."""
+    """Latency [ms] of `fn` over `calls` calls after `warmup` calls, and this process's peak RSS
+    (VmHWM: `ru_maxrss` would include the bench's, which holds torch)."""
     for _ in range(warmup):
         fn()
     times = np.empty(calls)
@@ -52,7 +57,7 @@ def _percentiles(fn: Callable[[], Any], calls: int, warmup: int) -> dict[str, An
     p50, p90, p99 = np.percentile(times, [50, 90, 99])
     return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
             "mean": round(float(times.mean()), 3), "calls": calls, "warmup": warmup,
-            "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "process_peak_rss_mb": peak_rss_mb()}
 
 
 def _time_engine(bundle: str, precision: str, threads: int, obs: Any, calls: int, warmup: int) -> dict[str, Any]:
@@ -95,18 +100,6 @@ def _observation(manifest: dict[str, Any], instruction: str) -> Any:
     return Observation(manifest["robot"], instruction, state, images)
 
 
-def deploy_loop(summary: dict[str, Any]) -> dict[str, Any]:
-    """HOOK for the deploy-loop measurements, to be wired in from `embodied.deploy`.
-
-    Called with the inference summary while its bundle still exists (`summary["bundle"]["path"]`,
-    a temporary folder). Expected to return: peak RSS of the deploy process [MB], success rate
-    under the flaky vs the fault-free servo profile, and the control-loop period p99 [ms], with
-    their targets and pass flags.
-    """
-    return {"status": "not measured yet: the deploy loop (embodied.deploy) is not wired into this benchmark",
-            "measurements": ["peak_rss_mb", "success_flaky_vs_fault_free", "loop_period_p99_ms"]}
-
-
 def _ratios(timings: dict[str, dict[str, Any]], models: dict[str, Any]) -> dict[str, float]:
     int8 = timings["ort_int8"]["p50"]
     return {"int8_vs_ort_fp32": round(timings["ort_fp32"]["p50"] / int8, 2),
@@ -115,8 +108,10 @@ def _ratios(timings: dict[str, dict[str, Any]], models: dict[str, Any]) -> dict[
 
 
 def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_data: str | None = None,
-        calls: int = 200, warmup: int = 20, threads: int = 2, cache: str | None = None) -> dict[str, Any]:
-    """Export `policy` for `robot` to a temporary bundle and time the three runtimes; the summary."""
+        calls: int = 200, warmup: int = 20, threads: int = 2, cache: str | None = None,
+        loop: LoopBench | None = LoopBench(), blackbox_dir: str | Path = "out/bench") -> dict[str, Any]:
+    """Export `policy` for `robot` to a temporary bundle, time the three runtimes and (unless
+    `loop` is None) run the deploy loop, its black boxes written to `blackbox_dir`; the summary."""
     import onnxruntime
     import torch
 
@@ -125,6 +120,8 @@ def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_d
     from embodied.policy import LanguageEncoder
 
     instructions = list(instructions) or [DEFAULT_INSTRUCTION]
+    if loop is not None:
+        instructions = list(dict.fromkeys(instructions + loop.instructions(robot)))
     with tempfile.TemporaryDirectory(prefix="bench_deploy_") as tmp:
         bundle = str(Path(tmp) / robot)
         m = export_bundle(policy, robot, bundle, instructions, quantize_int8=True, force=True, threads=threads,
@@ -151,6 +148,6 @@ def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_d
             "meets_targets": {"int8_p50_ms": timings["ort_int8"]["p50"] <= TARGETS["int8_p50_ms"],
                               **{k: ratios[k] >= TARGETS[k] for k in ratios}},
         }
-        summary["deploy_loop"] = deploy_loop(summary)
+        summary["deploy_loop"] = run_deploy_loop(bundle, loop, blackbox_dir) if loop else {"status": "skipped"}
     summary["bundle"]["path"] = "(temporary, removed)"
     return summary

@@ -38,8 +38,13 @@ def _deploy(args: argparse.Namespace) -> dict:
     if not (args.policy and args.robot):
         raise ConfigError("bench deploy measures the policy you will deploy: give --policy runs/X --robot R "
                           "(train one with `embodied train ... --preset small`)")
+    if args.deploy_episodes < 0 or (args.deploy_seconds is not None and args.deploy_seconds <= 0):
+        raise ConfigError(f"--deploy-episodes must be >= 0 (0: skip the deploy loop) and --deploy-seconds > 0; "
+                          f"found {args.deploy_episodes}, {args.deploy_seconds}")
+    loop = deploy.LoopBench(args.task, args.deploy_episodes, args.fault_profile, args.deploy_seconds) \
+        if args.deploy_episodes else None
     return deploy.run(args.policy, args.robot, args.instructions, args.calibration_data, calls=args.calls,
-                      threads=args.threads, cache=args.cache)
+                      threads=args.threads, cache=args.cache, loop=loop, blackbox_dir=_out(args).parent)
 
 
 SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge, "policy": _policy, "deploy": _deploy}
@@ -61,15 +66,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calls", type=int, default=200, help="deploy: timed calls per runtime after warm-up")
     p.add_argument("--threads", type=int, default=2, help="deploy: threads of every runtime")
     p.add_argument("--cache", help="deploy: instruction-embedding cache folder")
-    p.add_argument("--out", help="JSON file (default: out/bench/SUBJECT.json)")
+    p.add_argument("--deploy-episodes", type=int, default=10,
+                   help="deploy: seeded episodes of the deploy loop per fault profile (0: skip it)")
+    p.add_argument("--task", default="lift", help="deploy: task scene of the deploy loop (default lift)")
+    p.add_argument("--fault-profile", default="flaky", metavar="NAME|PATH",
+                   help="deploy: profile of the faulty deploy-loop run (default flaky), compared with none")
+    p.add_argument("--deploy-seconds", type=float, help="deploy: longest deploy-loop episode [s] "
+                                                        "(default: the task's time limit)")
+    p.add_argument("--out", help="JSON file (default: out/bench/SUBJECT.json; deploy writes its black boxes beside it)")
     p.set_defaults(run=run)
+
+
+def _out(args: argparse.Namespace) -> Path:
+    return Path(args.out or f"out/bench/{args.subject}.json")
 
 
 def run(args: argparse.Namespace) -> int:
     result = SUBJECTS[args.subject](args)
     text = json.dumps(result, indent=2)
     print(text)
-    out = Path(args.out or f"out/bench/{args.subject}.json")
+    out = _out(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(f"saved {out}")

@@ -1,5 +1,6 @@
 """`embodied eval`: seeded rollouts of a trained policy (torch checkpoint, or export bundle run
-by the torch-free ONNX Runtime engine); success rate with a 95% interval."""
+by the torch-free ONNX Runtime engine; with --emulate, the bundle through the deploy path);
+success rate with a 95% interval, and how often the policy manipulated the named object."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--execute", type=int, default=0, help="actions run open loop per chunk (default 0: whole chunk)")
     p.add_argument("--ensemble", action="store_true", help="query every step and temporally ensemble the chunks")
     p.add_argument("--cache", help="instruction-embedding cache folder")
+    emu = p.add_argument_group("deploy path (with --bundle)")
+    emu.add_argument("--emulate", action="store_true",
+                     help="run the episodes through the deploy loop: emulated servo chain on a pty with the scene as "
+                          "plant, rendered cameras, asynchronous chunking, fault monitor (one episode at a time, "
+                          "in real time)")
+    emu.add_argument("--fault-profile", metavar="NAME|PATH",
+                     help="faults of the emulated chain: none, flaky, harsh, or a .toml file (default none)")
+    emu.add_argument("--seconds", type=float, help="longest emulated episode [s] (default: the task's time limit)")
     p.add_argument("--out", help="JSON file (default: POLICY_RUN/eval/ROBOT_TASK_INSTRUCTIONS.json, "
                                  "out/eval/BUNDLE_PRECISION_TASK_INSTRUCTIONS.json for a bundle)")
     p.set_defaults(run=run)
@@ -35,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _default_out(args: argparse.Namespace, report: dict) -> Path:
     if args.bundle:
         name = Path(report["policy"]).name
-        return Path("out/eval") / f"{name}_{report['precision']}_{args.task}_{args.instructions}.json"
+        emulated = f"_emulated-{report['emulated']['fault_profile']}" if args.emulate else ""
+        return Path("out/eval") / f"{name}_{report['precision']}_{args.task}_{args.instructions}{emulated}.json"
     ckpt = Path(report["policy"])
     run = ckpt.parent if ckpt.name == "last" else ckpt
     return run / "eval" / f"{args.robot}_{args.task}_{args.instructions}.json"
@@ -49,18 +59,48 @@ def run(args: argparse.Namespace) -> int:
     seed0 = DEFAULT_SEED0 if args.seed0 is None else args.seed0
     cfg = EvalConfig(args.bundle or args.policy, args.robot, args.task, args.episodes, args.workers, args.instructions,
                      seed0, args.video, args.videos, execution, args.cache, bundle=args.bundle is not None,
-                     precision=args.precision)
+                     precision=args.precision, emulate=args.emulate, fault_profile=args.fault_profile,
+                     seconds=args.seconds)
     report = evaluate(cfg)
     out = Path(args.out) if args.out else _default_out(args, report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     lo, hi = report["ci95"]
-    runtime = f"{report['runtime']} {report['precision']}"
+    runtime = f"{report['runtime']} {report['precision']}" + (", emulated deploy path" if args.emulate else "")
     print(f"{args.robot}/{args.task} ({args.instructions} instructions, {runtime}): success "
           f"{100 * report['success_rate']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
           f"({report['successes']}/{report['episodes']}), {report['infer_ms_mean']:.1f} ms per chunk, "
-          f"{report['wall_s']:.0f} s on {args.workers} workers")
+          f"{report['wall_s']:.0f} s on {report['workers']} worker(s)")
+    print(_grounding_line(report["named_object_rate"]))
+    if args.emulate:
+        print(_emulated_line(report["emulated"]))
     if report["videos"]:
         print("videos: " + ", ".join(report["videos"]))
     print(f"saved {out}")
     return 0
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"
+
+
+def _grounding_line(g: dict) -> str:
+    lo, hi = g["ci95"]
+    return (f"named object manipulated: {_percent(g['of_manipulated'])} [{100 * lo:.1f}, {100 * hi:.1f}] of the "
+            f"{g['manipulated']} episode(s) that moved an object ({g['named']}/{g['manipulated']}), "
+            f"{_percent(g['of_all'])} of all {g['episodes']}")
+
+
+def _audit_words(audit: dict) -> str:
+    missed = {k: v["injected"] - v["detected"] for k, v in audit["by_kind"].items() if v["detected"] < v["injected"]}
+    words = "MISSING from the black box: " + ", ".join(f"{n} {kind}" for kind, n in missed.items()) if missed \
+        else "every injected fault in the black box"
+    unmonitored = audit["unmonitored"]
+    return words + (f"; outside the monitored spans: {unmonitored}" if unmonitored else "")
+
+
+def _emulated_line(e: dict) -> str:
+    period = e["period_error_ms"]
+    return (f"deploy path ({e['fault_profile']} servos): faults {e['faults'] or 'none'}; injected "
+            f"{e['injected'] or 'none'} ({_audit_words(e['fault_audit'])}); limit violations "
+            f"{e['limit_violations']}; period error p99 {period.get('p99', '-')} ms; black box {e['blackbox']}")

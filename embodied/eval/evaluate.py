@@ -9,6 +9,13 @@ either way, so the two are directly comparable.
 Before the workers start, the parent checks the policy and the instructions of every seed:
 a checkpoint's are embedded into the disk cache, so the sentence encoder loads at most once
 (here) instead of once per worker; a bundle must hold embeddings for all of them.
+
+With `emulate`, a bundle's episodes run through the deploy path instead (one after another
+in this process, in real time: `embodied.eval.emulated`), optionally under a fault profile;
+the report adds the deployment's faults, limit violations, loop timing and fault audit.
+
+Every report also says which object the policy manipulated in each episode and how often it
+was the one the instruction named (`named_object_rate`, `embodied.eval.stats.grounding`).
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from typing import Any
 from embodied.errors import ConfigError
 from embodied.runtime.chunking import Execution
 from embodied.eval.policy_rollout import PolicySpec
-from embodied.eval.rollouts import RolloutJob, run_jobs
-from embodied.eval.stats import success_table, wilson_interval
+from embodied.eval.rollouts import RolloutJob, RolloutResult, run_jobs
+from embodied.eval.stats import grounding, success_table, wilson_interval
 
 DEFAULT_SEED0 = 100_000
 PRECISIONS = ("auto", "fp32", "int8")
@@ -40,6 +47,10 @@ class EvalConfig:
         language_cache: cached instruction embeddings (None: embodied.train default).
         bundle: `policy` is an export bundle, run with ONNX Runtime at `precision`
             ("auto": int8 when the bundle has it).
+        emulate: run the bundle's episodes through the deploy path (emulated servo chain,
+            rendered cameras, asynchronous chunking; `execution` ensemble: temporal ensembling).
+        fault_profile: the emulated chain's faults (none, flaky, harsh or a .toml path).
+        seconds: longest emulated episode [s] (None: the task's time limit, as in simulation).
     """
 
     policy: str
@@ -56,6 +67,9 @@ class EvalConfig:
     progress: bool = True
     bundle: bool = False
     precision: str = "auto"
+    emulate: bool = False
+    fault_profile: str | None = None
+    seconds: float | None = None
 
     def __post_init__(self):
         if self.episodes < 1 or self.workers < 1 or self.videos < 0:
@@ -66,6 +80,24 @@ class EvalConfig:
         if self.precision != "auto" and not self.bundle:
             raise ConfigError(f"precision {self.precision!r} applies to export bundles (--bundle); a torch "
                               "checkpoint runs in fp32")
+        self._check_emulation()
+
+    def _check_emulation(self) -> None:
+        if not self.emulate:
+            if self.fault_profile is not None or self.seconds is not None:
+                raise ConfigError("--fault-profile and --seconds apply to emulated episodes: add --emulate")
+            return
+        if not self.bundle:
+            raise ConfigError("--emulate runs the deploy path, which runs export bundles: give --bundle bundles/R "
+                              "(`embodied export`) instead of --policy")
+        if self.video_dir is not None:
+            raise ConfigError("--emulate records no videos (the deploy path renders only the robot's cameras); "
+                              "drop --video, or record the episodes with `embodied deploy --emulate --record DIR`")
+        if self.execution.mode == "open_loop" and self.execution.execute:
+            raise ConfigError(f"--execute {self.execution.execute}: the deploy path chunks asynchronously (the next "
+                              "chunk is inferred while the current one runs) or ensembles (--ensemble); drop --execute")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ConfigError(f"--seconds must be > 0, found {self.seconds}")
 
 
 def episode_instructions(robot: str, task: str, seed0: int, episodes: int, instruction_set: str = "train") -> list[str]:
@@ -110,28 +142,66 @@ def _bundle_spec(cfg: EvalConfig, texts: list[str]) -> tuple[str, PolicySpec]:
     return str(bundle.path), PolicySpec(str(bundle.path), cfg.execution, threads=1, precision=precision)
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Run the episodes; returns the JSON-ready report (rate, 95% Wilson interval, episodes)."""
-    texts = episode_instructions(cfg.robot, cfg.task, cfg.seed0, cfg.episodes, cfg.instructions)
-    path, spec = (_bundle_spec if cfg.bundle else _checkpoint_spec)(cfg, texts)
+def _rollouts(cfg: EvalConfig, spec: PolicySpec) -> list[RolloutResult]:
+    """The episodes as gymnasium rollouts in worker processes."""
     video = Path(cfg.video_dir) if cfg.video_dir else None
     jobs = [RolloutJob(cfg.robot, cfg.task, cfg.seed0 + i,
                        str(video / f"{cfg.robot}_{cfg.task}_{cfg.seed0 + i}.mp4") if video and i < cfg.videos else None,
                        cfg.instructions, spec) for i in range(cfg.episodes)]
+    return run_jobs(jobs, workers=min(cfg.workers, cfg.episodes), progress=cfg.progress,
+                    desc=f"eval {cfg.robot}/{cfg.task}" + (f" ({spec.precision})" if spec.precision else ""))
+
+
+def _emulated(cfg: EvalConfig, spec: PolicySpec) -> tuple[list[RolloutResult], list[dict[str, Any]], dict[str, Any]]:
+    """The episodes through the deploy path: rollouts, per-episode deploy fields, deploy totals."""
+    from tqdm import tqdm
+
+    from embodied.deploy import DeployConfig
+    from embodied.eval.emulated import run_emulated
+    from sim_scenes import tasks
+
+    seconds = cfg.seconds or tasks.get(cfg.task).time_limit
+    config = DeployConfig(spec.path, seconds=seconds, precision=spec.precision,
+                          scheduler="ensemble" if cfg.execution.mode == "ensemble" else "async")
+    profile = cfg.fault_profile or "none"
+    with tqdm(total=cfg.episodes, desc=f"eval {cfg.robot}/{cfg.task} (emulated, {profile})", unit="ep",
+              disable=not cfg.progress) as bar:
+        run = run_emulated(spec.path, cfg.task, range(cfg.seed0, cfg.seed0 + cfg.episodes), cfg.fault_profile,
+                           config, cfg.instructions, on_episode=lambda _: bar.update())
+    extra = [{"stopped": r.stopped, "faults": r.faults, "injected": r.injected,
+              "limit_violations": r.limit_violations} for r in run.episodes]
+    return run.rollouts(), extra, run.summary() | {"scheduler": config.scheduler, "seconds": seconds}
+
+
+def _episode(r: RolloutResult) -> dict[str, Any]:
+    return {"seed": r.seed, "success": r.success, "steps": r.steps, "instruction": r.instruction,
+            "seconds": round(r.seconds, 2), "chunks": r.chunks, "infer_ms": r.infer_ms, "video": r.video,
+            "target": r.target, "manipulated": r.manipulated, "named_object": r.named_object}
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Run the episodes; returns the JSON-ready report (rate, 95% Wilson interval, episodes,
+    grounding; with `emulate`, the deploy path's faults and timing)."""
+    texts = episode_instructions(cfg.robot, cfg.task, cfg.seed0, cfg.episodes, cfg.instructions)
+    path, spec = (_bundle_spec if cfg.bundle else _checkpoint_spec)(cfg, texts)
     t0 = time.perf_counter()
-    results = run_jobs(jobs, workers=min(cfg.workers, cfg.episodes), progress=cfg.progress,
-                       desc=f"eval {cfg.robot}/{cfg.task}" + (f" ({spec.precision})" if spec.precision else ""))
+    if cfg.emulate:
+        results, extra, deploy = _emulated(cfg, spec)
+    else:
+        results, extra, deploy = _rollouts(cfg, spec), [{}] * cfg.episodes, None
     wall = time.perf_counter() - t0
     rate = success_table(results)[(cfg.robot, cfg.task)]
     lo, hi = wilson_interval(rate.successes, rate.episodes)
-    return {
+    report = {
         "policy": path, "runtime": "onnxruntime" if spec.precision else "torch", "precision": spec.precision or "fp32",
         "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions,
         "episodes": rate.episodes, "successes": rate.successes, "success_rate": rate.rate, "ci95": [lo, hi],
-        "seed0": cfg.seed0, "execution": asdict(cfg.execution), "workers": cfg.workers, "wall_s": round(wall, 1),
-        "infer_ms_mean": round(sum(r.infer_ms for r in results) / len(results), 3),
+        "named_object_rate": grounding(results),
+        "seed0": cfg.seed0, "execution": asdict(cfg.execution), "workers": 1 if cfg.emulate else cfg.workers,
+        "wall_s": round(wall, 1), "infer_ms_mean": round(sum(r.infer_ms for r in results) / len(results), 3),
         "videos": [r.video for r in results if r.video],
-        "results": [{"seed": r.seed, "success": r.success, "steps": r.steps, "instruction": r.instruction,
-                     "seconds": round(r.seconds, 2), "chunks": r.chunks, "infer_ms": r.infer_ms, "video": r.video}
-                    for r in results],
+        "results": [_episode(r) | e for r, e in zip(results, extra)],
     }
+    if deploy is not None:
+        report["emulated"] = deploy
+    return report

@@ -89,12 +89,17 @@ class EnginePolicy:
 
 @dataclass
 class PolicyEpisode:
+    """One rollout. `target` is the body the instruction names, `manipulated` the body the
+    robot moved first (`sim_scenes.grounding`), None when it moved none."""
+
     instruction: str
     success: bool
     steps: int
     chunks: int
     infer_seconds: float
     frames: list[np.ndarray] = field(default_factory=list)
+    target: str = ""
+    manipulated: str | None = None
 
 
 _POLICIES: dict[tuple[str, str | None, str | None], Any] = {}  # per worker process
@@ -133,12 +138,17 @@ def load_policy(spec: PolicySpec, robot: str) -> RolloutPolicy:
 
 def run_policy(env: Any, policy: RolloutPolicy, seed: int, execution: Execution, record: bool = False,
                instruction_set: str = "train") -> PolicyEpisode:
-    """Reset `env` and `policy` with `seed` and run the policy until success or time out."""
+    """Reset `env` and `policy` with `seed` and run the policy until success or time out,
+    noting which object it manipulated."""
+    from sim_scenes.grounding import ManipulationWatch
+
     obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set})
     robot = env.robot.name
     policy.reset(seed)
     executor = ChunkExecutor(execution, policy.chunk)
-    out = PolicyEpisode(env.instance.instruction, False, 0, 0, 0.0, [env.render()] if record else [])
+    watch = ManipulationWatch(env.scene)
+    out = PolicyEpisode(env.instance.instruction, False, 0, 0, 0.0, [env.render()] if record else [],
+                        env.instance.target)
     while True:
         if executor.needs_chunk():
             t0 = time.perf_counter()
@@ -148,6 +158,7 @@ def run_policy(env: Any, policy: RolloutPolicy, seed: int, execution: Execution,
             executor.push(chunk.actions)
         obs, _, terminated, truncated, info = env.step(executor.next())
         out.steps += 1
+        out.manipulated = watch.update()
         if record:
             out.frames.append(env.render())
         out.success = out.success or bool(info["success"])

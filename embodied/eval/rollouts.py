@@ -42,6 +42,13 @@ class RolloutResult:
     video: str | None = None
     chunks: int = 0  # policy queries (policy rollouts)
     infer_ms: float = 0.0  # mean policy latency per query [ms] (policy rollouts)
+    target: str | None = None  # body the instruction names (policy rollouts)
+    manipulated: str | None = None  # body the robot moved first, None: none (policy rollouts)
+
+    @property
+    def named_object(self) -> bool:
+        """Whether the robot manipulated the object the instruction named."""
+        return self.manipulated is not None and self.manipulated == self.target
 
 
 def _env(job: RolloutJob):
@@ -58,7 +65,7 @@ def run_job(job: RolloutJob) -> RolloutResult:
         from sim_scenes.rollout import run_expert
 
         ep = run_expert(env, job.seed, record=job.video is not None, instruction_set=job.instruction_set)
-        chunks, infer_ms = 0, 0.0
+        chunks, infer_ms, target, manipulated = 0, 0.0, None, None
     else:
         from embodied.eval.policy_rollout import load_policy, run_policy
 
@@ -67,12 +74,13 @@ def run_job(job: RolloutJob) -> RolloutResult:
         ep = run_policy(env, policy, job.seed, job.policy.execution, record=job.video is not None,
                         instruction_set=job.instruction_set)
         chunks, infer_ms = ep.chunks, 1000.0 * ep.infer_seconds / max(ep.chunks, 1)
+        target, manipulated = ep.target, ep.manipulated
     if job.video:
         from embodied.media import write_mp4
 
         write_mp4(Path(job.video), ep.frames, env.robot.control_hz)
     return RolloutResult(job.robot, job.task, job.seed, ep.success, ep.steps, ep.instruction,
-                         time.perf_counter() - t0, job.video, chunks, round(infer_ms, 3))
+                         time.perf_counter() - t0, job.video, chunks, round(infer_ms, 3), target, manipulated)
 
 
 def run_jobs(jobs: list[RolloutJob], workers: int = 1, progress: bool = True, desc: str = "rollouts") -> list[RolloutResult]:

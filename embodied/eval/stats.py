@@ -1,11 +1,12 @@
-"""Success rates over seeded episodes, with Wilson 95% confidence intervals."""
+"""Success rates over seeded episodes, with Wilson 95% confidence intervals; how often the
+robot manipulated the object the instruction named (`grounding`)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -45,3 +46,21 @@ def success_table(results: Iterable) -> dict[tuple[str, str], SuccessRate]:
         c[0] += int(r.success)
         c[1] += 1
     return {k: SuccessRate(*v) for k, v in sorted(counts.items())}
+
+
+def grounding(results: Iterable) -> dict[str, Any]:
+    """How often the robot manipulated the object the instruction named, over results with
+    .manipulated (a body or None) and .named_object.
+
+    Of the episodes in which it manipulated anything (`of_manipulated`, with its 95% Wilson
+    interval), which says whether the policy reads the instruction; and of all episodes
+    (`of_all`), which also counts the episodes in which it moved nothing. None where there
+    is no episode to count.
+    """
+    results = list(results)
+    moved = [r for r in results if r.manipulated is not None]
+    named = sum(bool(r.named_object) for r in moved)
+    return {"of_manipulated": named / len(moved) if moved else None,
+            "of_all": named / len(results) if results else None,
+            "ci95": list(wilson_interval(named, len(moved))), "named": named, "manipulated": len(moved),
+            "episodes": len(results)}

@@ -1,5 +1,6 @@
-"""`embodied bench deploy` (inference part): runs end to end on a tiny checkpoint; no timed
-assertions (benchmarks are commands, their numbers are not test outcomes)."""
+"""`embodied bench deploy`: runs end to end on a tiny checkpoint, inference and deploy loop
+(one short episode per fault profile); no timed assertions (benchmarks are commands, their
+numbers are not test outcomes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import numpy as np
 import torch
 
-from embodied.bench import deploy
+from embodied.bench import deploy, deploy_loop
 from embodied.cli.main import main
 from embodied.data.transforms import NormStats
 from embodied.policy import LanguageEncoder, VLAPolicy, preset, save_checkpoint
@@ -24,7 +25,8 @@ def test_bench_deploy_reports_every_runtime_and_target(tmp_path, request, capsys
     save_checkpoint(policy, tmp_path / "ckpt")
     out = tmp_path / "deploy.json"
     assert main(["bench", "deploy", "--policy", str(tmp_path / "ckpt"), "--robot", "so100", "--calls", "3",
-                 "--threads", "1", "--cache", cache, "--out", str(out)]) == 0
+                 "--threads", "1", "--cache", cache, "--out", str(out), "--deploy-episodes", "1",
+                 "--deploy-seconds", "1"]) == 0
     summary = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out.rsplit("saved", 1)[0]) == summary  # printed and saved
     assert set(summary["inference_ms"]) == set(deploy.RUNTIMES)
@@ -32,7 +34,28 @@ def test_bench_deploy_reports_every_runtime_and_target(tmp_path, request, capsys
     assert set(summary["ratios"]) == set(summary["meets_targets"]) - {"int8_p50_ms"}
     assert set(summary["meets_targets"]) == set(deploy.TARGETS)
     assert summary["bundle"]["bytes"]["int8"] < summary["bundle"]["bytes"]["fp32"]
-    assert summary["deploy_loop"]["status"].startswith("not measured")
+    _check_deploy_loop(summary["deploy_loop"], tmp_path)
+
+
+def _check_deploy_loop(loop: dict, folder) -> None:
+    """The section is there, with numbers and a flag per target."""
+    assert set(loop["meets_targets"]) == set(loop["measured"]) == set(deploy_loop.TARGETS)
+    assert all(flag in (True, False, None) for flag in loop["meets_targets"].values())
+    assert loop["meets_targets"]["torch_free"] and loop["meets_targets"]["limit_violations"]
+    clean, faulty = loop["runs"]["fault_free"], loop["runs"]["faulty"]
+    assert 0 < loop["measured"]["peak_rss_mb"] and (loop["measured"]["loop_period_p99_ms"] or 0) >= 0
+    assert (clean["fault_profile"], faulty["fault_profile"]) == ("none", "flaky")
+    for run in (clean, faulty):
+        assert run["episodes"] == 1 and 0 <= run["success_rate"] <= 1
+        assert (run["per_episode"][0]["stopped"], run["steps"]) in (("time", 30), ("setup", 0))  # see test_eval_policy
+        assert run["per_episode"][0]["seed"] == deploy_loop.SEED0 and run["limit_violations"] == 0
+        assert (folder / f"deploy_loop-{'fault_free' if run is clean else 'faulty'}.jsonl").exists()
+    assert clean["injected"] == {} and isinstance(faulty["fault_audit"]["every_fault_in_blackbox"], bool)
+    if faulty["steps"]:
+        audit = faulty["fault_audit"]
+        assert faulty["injected"].get("drop", 0) > 0  # 5 % of ~200 replies lost
+        judged = audit["by_kind"].get("drop", {}).get("injected", 0)
+        assert judged + audit["unmonitored"].get("drop", 0) == faulty["injected"]["drop"]  # each one accounted for
 
 
 def test_bench_deploy_needs_the_policy_to_deploy(capsys):

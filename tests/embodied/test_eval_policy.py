@@ -9,6 +9,7 @@ import pytest
 
 from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
+from embodied.errors import ConfigError
 from embodied.eval import ChunkExecutor, EvalConfig, Execution, evaluate
 from embodied.eval.evaluate import episode_instructions
 from embodied.export import export_bundle
@@ -91,3 +92,40 @@ def test_ensemble_averages_overlapping_chunks():
         ex.push(np.full((3, 1), float(t)))
         out.append(float(ex.next()[0]))
     assert out == [0.0, 0.5, 1.0, 2.0]  # the mean of the chunks made at t-2 .. t
+
+
+def test_eval_through_the_deploy_path_under_faults(policy_run, capsys):
+    """--emulate: the same seeded scenes (same instructions) through the deploy loop, with the
+    deploy path's faults, limit violations and fault audit in the report."""
+    root, cache = policy_run
+    bundle, out = root / "bundle_emulate", root / "emulated.json"
+    texts = episode_instructions("so100", "lift", 100_000, 2)
+    export_bundle(root / "run", "so100", bundle, texts, quantize_int8=True, language=LanguageEncoder(cache), heldout=2)
+    assert main(["eval", "--bundle", str(bundle), "--robot", "so100", "--task", "lift", "--episodes", "2",
+                 "--emulate", "--fault-profile", "flaky", "--seconds", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "emulated deploy path" in printed and "named object manipulated" in printed and "flaky servos" in printed
+    report = json.loads(out.read_text())
+    assert (report["runtime"], report["precision"], report["episodes"], report["workers"]) == \
+        ("onnxruntime", "int8", 2, 1)
+    lo, hi = report["ci95"]
+    assert 0 <= lo <= report["success_rate"] <= hi <= 1
+    assert [(r["seed"], r["instruction"]) for r in report["results"]] == list(zip([100_000, 100_001], texts))
+    for r in report["results"]:  # "setup": the emulated servos missed replies before the arm moved (a loaded machine)
+        assert (r["stopped"], r["steps"]) in (("time", 30), ("setup", 0)) and r["limit_violations"] == 0
+        assert r["target"] == "cube0" and r["named_object"] == (r["manipulated"] == "cube0")
+    assert report["named_object_rate"]["episodes"] == 2
+    emulated = report["emulated"]
+    assert emulated["fault_profile"] == "flaky" and emulated["scheduler"] == "async"
+    assert emulated["injected"]["drop"] > 0 and emulated["faults"]["retry"] > 0 and emulated["limit_violations"] == 0
+    audit = emulated["fault_audit"]
+    judged = audit["by_kind"].get("drop", {}).get("injected", 0)
+    assert judged + audit["unmonitored"].get("drop", 0) == emulated["injected"]["drop"]
+    assert emulated["period_error_ms"]["p99"] >= 0
+
+
+def test_emulated_eval_needs_a_bundle():
+    with pytest.raises(ConfigError, match="--emulate runs the deploy path"):
+        EvalConfig("runs/x", "so100", "lift", emulate=True)
+    with pytest.raises(ConfigError, match="add --emulate"):
+        EvalConfig("bundles/so100", "so100", "lift", bundle=True, fault_profile="flaky")

@@ -78,3 +78,16 @@ print("ok")
     env = {**os.environ, "MUJOCO_GL": "egl"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_servos_silent_before_the_arm_moved_fail_the_episode_not_the_run(bundle, tmp_path):
+    """A bus that never answers (a disconnect from the first physics step): each episode ends
+    as "setup", logged, and the next one still runs."""
+    profile = tmp_path / "dead.toml"
+    profile.write_text('name = "dead"\n[[disconnect]]\nstart = 0.0\nend = 600.0\n')
+    config = DeployConfig(str(bundle), INSTRUCTION, seconds=0.3, blackbox=str(tmp_path / "bb.jsonl"))
+    results = run_emulated_episodes(bundle, "lift", [0, 1], str(profile), config=config, timing=TIMING)
+    assert [(r.seed, r.stopped, r.success, r.steps) for r in results] == [(0, "setup", False, 0), (1, "setup", False, 0)]
+    assert all("did not answer" in r.detail and r.target == "cube0" and r.manipulated is None for r in results)
+    setup = [e for e in read_blackbox(tmp_path / "bb.jsonl") if e["kind"] == "setup"]
+    assert [e["what"] for e in setup] == ["failed", "failed"]
