@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from firmware_bridge.errors import BridgeError
+from firmware_bridge.pacing import retry, sleep_until
 from firmware_bridge.tables import Reg
 
 TARGETS = {"control_rate_hz": 200.0, "loop_period_error_p99_ms": 2.0}
@@ -110,9 +111,6 @@ def round_trip(robot: str, cycles: int) -> dict:
             "cycles": cycles, "cycle": _ms(times), "sustained_rate_hz": round(cycles / elapsed, 1), "bus_errors": errors}
 
 
-SPIN_S = 2e-3  # busy-wait this long before a tick: sleep() wakes up late by ms on a loaded 2-core machine
-
-
 def control_loop(robot: str, duration: float) -> dict:
     """A 50 Hz loop (read state, write a slow sine) for `duration` [s]; period error stats."""
     emulator = _Emulator(robot)
@@ -124,10 +122,8 @@ def control_loop(robot: str, duration: float) -> dict:
         t0 = time.perf_counter()
         next_tick = t0
         while next_tick - t0 < duration:
-            while (now := time.perf_counter()) < next_tick:  # sleep, then spin the last SPIN_S
-                if next_tick - now > SPIN_S:
-                    time.sleep(next_tick - now - SPIN_S)
-            starts.append(now)
+            sleep_until(next_tick)
+            starts.append(now := time.perf_counter())
             try:
                 bus.read_state()
                 bus.write_targets(home + 0.2 * np.sin(2 * np.pi * 0.5 * (now - t0)))
@@ -141,15 +137,6 @@ def control_loop(robot: str, duration: float) -> dict:
     period_error = np.abs(np.diff(starts) - period).tolist()
     return {"robot": robot, "rate_hz": LOOP_HZ, "duration_s": duration, "ticks": len(starts),
             "period_error": _ms(period_error), "cycle_busy": _ms(busy), "bus_errors": errors}
-
-
-def _retry(action, attempts: int = 5) -> None:
-    for attempt in range(attempts):
-        try:
-            return action()
-        except BridgeError:
-            if attempt == attempts - 1:
-                raise
 
 
 FLAKY_HZ = 40.0
@@ -169,11 +156,11 @@ def flaky(robot: str = "so100", duration: float = 45.0, rate_hz: float = FLAKY_H
     completed, error = False, ""
     try:
         bus = ServoBus(spec.bus, emulator.port)
-        _retry(bus.connect)  # setup runs under the faults too: lost replies are asked again
+        retry(bus.connect)  # setup runs under the faults too: lost replies are asked again
         for servo_id in bus.ids:
-            _retry(lambda: bus.write(Reg.RETURN_DELAY_TIME, servo_id, 0))
+            retry(lambda: bus.write(Reg.RETURN_DELAY_TIME, servo_id, 0))
         control = SafeController(bus, spec, blackbox=box, rate_hz=rate_hz)
-        _retry(control.start)
+        retry(control.start)
         center = control.command.copy()
         center[3] = spec.joints[3].range[1] - 0.15  # wrist_flex: raw targets run 0.15 rad past the limit
         phase = np.linspace(0.0, np.pi, len(center))

@@ -45,6 +45,7 @@ from embodied.runtime.bundle import PRECISIONS
 from firmware_bridge.bus import ServoBus
 from firmware_bridge.monitor import BlackBox, SafeController
 from firmware_bridge.monitor.events import Finding
+from firmware_bridge.pacing import retry, sleep_until
 
 SCHEDULERS: dict[str, Callable[[Infer, int], Scheduler]] = {
     "async": lambda infer, horizon: AsyncScheduler(infer, horizon),
@@ -108,13 +109,18 @@ class DeployConfig:
 def servo_targets(layout: ArmLayout, bus: ServoBus, action: np.ndarray) -> np.ndarray:
     """Servo targets [rad] (bus order) of an action (joint targets [rad] in robot.toml order,
     then the gripper opening [0, 1]): the inverse of `ArmLayout.observation`. An action with
-    any non-finite value becomes all NaN, which the monitor's clip holds."""
+    any non-finite value becomes all NaN, which the monitor's clip holds.
+
+    The opening maps onto the gripper's calibrated range less the monitor's `limit_margin` at
+    both ends: "closed" is the normal grasp command, not a limit violation to clip and log."""
     targets = np.full(len(bus.servos), np.nan)
     action = np.asarray(action, dtype=float)
     if np.isfinite(action).all():
         targets[list(layout.joint_index)] = action[:-1]
-        gripper = bus.calibration.servo(layout.robot.gripper.joint)
-        targets[layout.gripper_index] = gripper.opening_to_radians(float(action[-1]))
+        lo, hi = bus.calibration.servo(layout.robot.gripper.joint).range_rad()
+        margin = min(layout.robot.safety.limit_margin, (hi - lo) / 4)
+        opening = min(max(float(action[-1]), 0.0), 1.0)
+        targets[layout.gripper_index] = lo + margin + opening * (hi - lo - 2 * margin)
     return targets
 
 
@@ -220,18 +226,16 @@ class Deployment:
         target = hold
         monitor.log("deploy", "episode start", detail=f"episode {index} seed {seed}: {instruction!r}")
         try:
-            controller.start()
-            next_tick = time.monotonic()
+            retry(controller.start)  # lost replies during setup are asked again
+            next_tick = time.perf_counter()
             while result.steps < ticks:
-                pause = next_tick - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                starts.append(time.monotonic())
+                sleep_until(next_tick)
+                starts.append(time.perf_counter())
                 step = controller.step(target)
                 result.steps += 1
                 result.reactions[step.verdict.reaction.name.lower()] += 1
                 result.limit_violations += step.beyond_limits
-                next_tick = max(next_tick + period, time.monotonic() - period)  # no burst after a stall
+                next_tick = max(next_tick + period, time.perf_counter() - period)  # no burst after a stall
                 target = hold
                 if controller.latched_off:
                     result.stopped, result.detail = "torque_off", step.verdict.cause

@@ -28,6 +28,7 @@ from embodied.policy.io import Observation
 from embodied.runtime import Bundle, BundleMismatch, CorruptBundle, ObservationRefused, PolicyEngine, load_bundle
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.monitor import SafeController
+from firmware_bridge.pacing import retry
 from firmware_bridge.state import BusState
 
 
@@ -83,7 +84,7 @@ def check_bus(controller: SafeController, robot: robots.RobotSpec) -> BusState:
                                         f"is not {robot.name}'s ({[f'{s.joint}:{s.id}' for s in robot.bus.servos]})",
                                f"open the port with {robot.name}'s [bus] spec, or deploy a bundle of this arm")
     try:
-        return bus.read_state()
+        return retry(bus.read_state)  # a lost reply is asked again; a silent bus is refused
     except BridgeError as e:
         raise PreflightRefused("bus", f"the servos on {bus.port} do not answer a state read ({e})",
                                "check power, cabling and the port; `embodied robots show` lists the servo ids") from e
