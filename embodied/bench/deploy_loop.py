@@ -9,8 +9,9 @@ profile (`flaky` by default), and the run reports against TARGETS:
     success_flaky_vs_fault_free   success rate under faults / fault-free (the bridge keeps the
                                   task going where it can)
     limit_violations              targets written beyond a joint range, both runs
-    loop_period_p99_ms            control period error p99, fault-free run (under faults the
-                                  injected 20 ms reply delays show in the period by design)
+    loop_period_p99_ms            control period error p99 under the fault profile, as the issue
+                                  asks (the fault-free one is in runs.fault_free; under faults the
+                                  injected 20 ms reply delays stretch the ticks they hit)
     peak_rss_mb                   peak resident memory of the deploy process
     every_fault_in_blackbox       each fault the emulator injected matched by a black-box event
     torch_free                    the deploy process never imported torch
@@ -154,7 +155,7 @@ def _against_targets(raw: dict[str, Any]) -> dict[str, Any]:
     ratio = faulty["success_rate"] / clean["success_rate"] if clean["success_rate"] else None
     measured = {"success_flaky_vs_fault_free": None if ratio is None else round(ratio, 3),
                 "limit_violations": clean["limit_violations"] + faulty["limit_violations"],
-                "loop_period_p99_ms": clean["period_error_ms"].get("p99"),
+                "loop_period_p99_ms": faulty["period_error_ms"].get("p99"),
                 "peak_rss_mb": raw["peak_rss_mb"],
                 "every_fault_in_blackbox": faulty["fault_audit"]["every_fault_in_blackbox"],
                 "torch_free": not raw["torch_imported"]}
