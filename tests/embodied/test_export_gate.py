@@ -6,30 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from embodied.cli.main import main
-from embodied.data.transforms import NormStats
 from embodied.export import ExportError, export_policy
 from embodied.export_gate import SimGate
 from embodied.export_int8 import DYNAMIC_RECIPES
-from embodied.policy import LanguageEncoder, VLAPolicy, preset, save_checkpoint
-from embodied.policy.normalizer import Normalizer
+from embodied.policy import save_checkpoint
 from embodied.runtime import load_bundle
 
 INSTRUCTION = "pick up the red cube"
 RECIPE = DYNAMIC_RECIPES[:1]
-
-
-@pytest.fixture(scope="module")
-def policy(request) -> VLAPolicy:
-    torch.manual_seed(0)
-    stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
-                          np.ones(6, np.float32), 10) for k in ("state", "actions")}
-    language = LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
-    return VLAPolicy.for_robots(preset("tiny"), ["so100"], language, Normalizer({"so100": stats})).eval()
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -6,17 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from embodied.data.episode import Episode
 from embodied.data.store import EpisodeStore
-from embodied.data.transforms import NormStats
 from embodied.errors import InvalidInput
 from embodied.export import export_policy
 from embodied.export_int8 import (DYNAMIC_RECIPES, STATIC_RECIPES, Calibration, Candidate, Recipe, choose,
                                   dataset_observations)
-from embodied.policy import LanguageEncoder, VLAPolicy, preset
-from embodied.policy.normalizer import Normalizer
 from embodied.runtime import PolicyEngine, load_bundle
 
 TASKS = ["pick up the red cube", "lift the green cube"]
@@ -37,15 +33,6 @@ def store(tmp_path_factory) -> Path:
                          timestamp=(np.arange(FRAMES) / 30).astype(np.float32),
                          images={"front": frames, "wrist": frames[:, ::-1]}, task=task, success=True, seed=e))
     return path
-
-
-@pytest.fixture(scope="module")
-def policy(request) -> VLAPolicy:
-    torch.manual_seed(0)
-    stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
-                          np.ones(6, np.float32), 10) for k in ("state", "actions")}
-    language = LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
-    return VLAPolicy.for_robots(preset("tiny"), ["so100"], language, Normalizer({"so100": stats})).eval()
 
 
 def test_static_candidates_compete_on_held_out_dataset_frames(tmp_path, store, policy):
