@@ -45,7 +45,8 @@ def check(robot: RobotSpec, model: "mujoco.MjModel | None" = None) -> "mujoco.Mj
     def need(kind: int, name: str, field: str, what: str) -> int:
         idx = mujoco.mj_name2id(model, kind, name)
         if idx < 0:
-            raise ModelMismatch(toml, field, f"{what} {name!r} is in robot.toml but not in {robot.mjcf.name}", f"add it to the MJCF or fix the name in robot.toml")
+            raise ModelMismatch(toml, field, f"{what} {name!r} is in robot.toml but not in {robot.mjcf.name}",
+                                "add it to the MJCF or fix the name in robot.toml")
         return idx
 
     for i, joint in enumerate(robot.joints):

@@ -11,7 +11,6 @@ import os
 import platform
 import time
 
-import numpy as np
 
 TARGETS = {"expert_success": 0.95, "physics_steps_per_s": 10_000, "observations_per_s": 150}
 
