@@ -36,6 +36,7 @@ from firmware_bridge.emulator import EmulatedChain, FaultInjector, InjectedFault
 from firmware_bridge.errors import ServoTimeout
 from firmware_bridge.link import Timing
 from firmware_bridge.monitor import BlackBox, SafeController
+from firmware_bridge.pacing import retry
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; before mujoco is first imported
 
@@ -112,7 +113,9 @@ def emulated_arm(env: Any, seed: int, fault_profile: str | None = None,
     with ExitStack() as stack:
         chain = stack.enter_context(EmulatedChain.from_bus_spec(robot.bus, ScenePlant(env.scene, robot.bus),
                                                                 injector))
-        bus = stack.enter_context(ServoBus(robot.bus, chain.port, timing, calibration=Calibration.from_spec(robot)))
+        bus = ServoBus(robot.bus, chain.port, timing, calibration=Calibration.from_spec(robot))
+        retry(bus.connect)  # the fault profile drops and delays replies during setup too
+        stack.callback(bus.disconnect)
         cameras = sim_cameras(env.scene, chain.lock)
         for cam in cameras.values():
             stack.callback(cam.close)

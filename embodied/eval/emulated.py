@@ -37,12 +37,6 @@ from firmware_bridge.emulator.servo import AMBIENT
 from firmware_bridge.link import Timing
 from firmware_bridge.monitor import all_detected, audit, read_blackbox
 
-# The flaky profile holds 1 % of the replies back 20 ms, longer than the default bus's three
-# attempts of 3.7 to 6.6 ms. In the loop the monitor handles the failed read, but a read
-# before it (connecting, enabling torque) raises, and the episode fails before the arm
-# moved: a quarter of flaky episodes did. More attempts ride the spike out; a lost reply
-# still costs one attempt.
-TIMING = Timing(retries=8)
 READ_MARGIN = 0.5  # [s] time for a ramp past the warning to be read and raised (a few control ticks)
 
 
@@ -85,7 +79,7 @@ class EmulatedRun:
 
 def run_emulated(bundle: str, task: str, seeds: Sequence[int], fault_profile: str | None = None,
                  config: DeployConfig | None = None, instruction_set: str = "train",
-                 on_episode: Callable[[EmulatedResult], None] | None = None, timing: Timing = TIMING) -> EmulatedRun:
+                 on_episode: Callable[[EmulatedResult], None] | None = None, timing: Timing = Timing()) -> EmulatedRun:
     """One emulated episode of `bundle` per seed of `task`, each scene telling its own instruction.
 
     Args:
