@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import robots
@@ -190,18 +191,38 @@ def _unanswered(env: Any, seed: int, index: int, error: Exception, blackbox: Bla
                           reactions={}, limit_violations=0, detail=str(error), target=inst.target)
 
 
-def deploy_emulated(config: DeployConfig, task: str, fault_profile: str | None = None, first_seed: int = 0,
-                    timing: Timing = Timing(),
-                    on_episode: Callable[[EpisodeResult], None] | None = None) -> dict[str, Any]:
-    """`config.episodes` emulated episodes (seeds first_seed, first_seed + 1 ...); the run's summary."""
+@dataclass
+class EmulatedSession:
+    """Emulated episodes of one bundle, finished: its robot, one result per seed, the model
+    ONNX Runtime ran ("int8" or "fp32") and the black-box file every episode wrote to."""
+
+    robot: robots.RobotSpec
+    episodes: list[EmulatedResult]
+    precision: str
+    blackbox: Path
+
+
+def run_session(config: DeployConfig, task: str, seeds: Sequence[int], fault_profile: str | None = None,
+                timing: Timing = Timing(), on_episode: Callable[[EpisodeResult], None] | None = None,
+                instruction_set: str = "train") -> EmulatedSession:
+    """`run_emulated_episodes` with the engine and the black box opened (and closed) here."""
     robot = preflight.bundle_robot(config.bundle)
     engine = preflight.open_policy(config.bundle, robot, config.precision, config.threads)
     box = open_blackbox(config, robot, task=task, fault_profile=fault_profile or "none")
     try:
-        results = run_emulated_episodes(config.bundle, task, range(first_seed, first_seed + config.episodes),
-                                        fault_profile, config, engine, box, timing, on_episode)
+        episodes = run_emulated_episodes(config.bundle, task, seeds, fault_profile, config, engine, box, timing,
+                                         on_episode, instruction_set)
     finally:
         box.close()
-    return summarize(results, robot=robot.name, bundle=str(config.bundle), scheduler=config.scheduler,
-                     precision=engine.precision, task=task, fault_profile=fault_profile or "none",
-                     blackbox=str(box.path), record=config.record)
+    return EmulatedSession(robot, episodes, engine.precision, Path(box.path))
+
+
+def deploy_emulated(config: DeployConfig, task: str, fault_profile: str | None = None, first_seed: int = 0,
+                    timing: Timing = Timing(),
+                    on_episode: Callable[[EpisodeResult], None] | None = None) -> dict[str, Any]:
+    """`config.episodes` emulated episodes (seeds first_seed, first_seed + 1 ...); the run's summary."""
+    run = run_session(config, task, range(first_seed, first_seed + config.episodes), fault_profile, timing,
+                      on_episode)
+    return summarize(run.episodes, robot=run.robot.name, bundle=str(config.bundle), scheduler=config.scheduler,
+                     precision=run.precision, task=task, fault_profile=fault_profile or "none",
+                     blackbox=str(run.blackbox), record=config.record)

@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 import robots
-from embodied.deploy import DeployConfig, preflight
-from embodied.deploy.emulated import EmulatedResult, run_emulated_episodes
-from embodied.deploy.loop import open_blackbox
+from embodied.deploy import DeployConfig
+from embodied.deploy.emulated import EmulatedResult, run_session
 from embodied.deploy.report import summarize
 from embodied.eval.rollouts import RolloutResult
 from firmware_bridge.emulator import FaultProfile, InjectedFault, load_profile
@@ -88,18 +87,10 @@ def run_emulated(bundle: str, task: str, seeds: Sequence[int], fault_profile: st
             and instruction are replaced: `bundle`, each scene's own).
         timing: reply timeouts and retries of the emulated bus.
     """
-    config = DeployConfig(bundle) if config is None else config
-    robot = preflight.bundle_robot(bundle)
-    engine = preflight.open_policy(bundle, robot, config.precision, config.threads)
-    profile = fault_profile or "none"
-    box = open_blackbox(config, robot, task=task, fault_profile=profile)
-    try:
-        episodes = run_emulated_episodes(bundle, task, seeds, fault_profile,
-                                         dataclasses.replace(config, bundle=str(bundle), instruction=None), engine,
-                                         box, timing, on_episode, instruction_set)
-    finally:
-        box.close()
-    return EmulatedRun(robot, task, episodes, engine.precision, profile, box.path)
+    config = dataclasses.replace(DeployConfig(bundle) if config is None else config, bundle=str(bundle),
+                                 instruction=None)
+    run = run_session(config, task, seeds, fault_profile, timing, on_episode, instruction_set)
+    return EmulatedRun(run.robot, task, run.episodes, run.precision, fault_profile or "none", run.blackbox)
 
 
 def fault_audit(episodes: Sequence[EmulatedResult], blackbox: Path, fault_profile: str,
