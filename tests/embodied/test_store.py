@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -87,14 +86,26 @@ def test_corrupt_stores_are_named(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import sys, numpy as np
+    import sys, time, numpy as np
     sys.path.insert(0, {tests!r})
     from test_store import make_episode, new_store
     store = new_store({path!r})
     for i in range(3):
         store.append(make_episode(7, i))
-    print("ready", flush=True)
-    store.append(make_episode(4000, 99))  # long: killed while writing it
+
+    class HangBeforeCommit:
+        \"\"\"The commit marker's array: every frame and metadata row of the episode is
+        already on disk when append reaches it, the most adversarial instant to die.\"\"\"
+        def __init__(self, array):
+            self.array = array
+        def resize(self, shape):
+            print("writing", flush=True)
+            time.sleep(600)
+        def __getattr__(self, name):
+            return getattr(self.array, name)
+
+    store._meta["episode_ends"] = HangBeforeCommit(store._meta["episode_ends"])
+    store.append(make_episode(400, 99))
     print("finished", flush=True)
 """)
 
@@ -103,13 +114,13 @@ def test_sigkill_mid_episode_keeps_earlier_episodes(tmp_path):
     path = str(tmp_path / "s.zarr")
     proc = subprocess.Popen([sys.executable, "-c", WRITER.format(tests=str(__import__("pathlib").Path(__file__).parent), path=path)],
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.3)
+    assert proc.stdout.readline().strip() == "writing"  # killed between the frames and the commit
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     store = EpisodeStore.open(path, "a")
     assert store.num_episodes == 3
+    assert store.array("action").shape[0] > store.num_frames  # the dead episode's frames are there, uncommitted
     for i in range(3):
         np.testing.assert_array_equal(store.episode(i).images["front"], make_episode(7, i).images["front"])
     store.append(make_episode(5, 4))  # and the store keeps working
