@@ -10,8 +10,11 @@ static recipes), then one observation is timed per chunk, end to end (`infer(obs
     torch_fp32_eager  VLAPolicy.act, torch eager
 
 each in its own fresh process, one after another, all with the same thread count: thread
-pools of two runtimes in one process spin and spoil each other's timings. Reported: p50 /
-p90 / p99 over `calls` calls after warm-up, the speed-ups, the on-disk size ratio, and
+pools of two runtimes in one process spin and spoil each other's timings. The three are
+timed in `rounds` interleaved rounds (int8, fp32, torch, int8, fp32, ...), so that load
+from anything else on the machine falls on all of them alike: each speed-up is the median
+of its per-round ratios, each runtime's p50 / p90 / p99 the median over rounds of the
+percentiles of its `calls` calls after warm-up. Also reported: the on-disk size ratio and
 pass/fail against TARGETS.
 
 A checkpoint is required rather than trained here: the numbers mean something only for the
@@ -100,15 +103,33 @@ def _observation(manifest: dict[str, Any], instruction: str) -> Any:
     return Observation(manifest["robot"], instruction, state, images)
 
 
-def _ratios(timings: dict[str, dict[str, Any]], models: dict[str, Any]) -> dict[str, float]:
-    int8 = timings["ort_int8"]["p50"]
-    return {"int8_vs_ort_fp32": round(timings["ort_fp32"]["p50"] / int8, 2),
-            "int8_vs_torch": round(timings["torch_fp32_eager"]["p50"] / int8, 2),
+def _interleaved(timers: dict[str, Callable[[], dict[str, Any]]], rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """Runtime -> its timings, one per round; each round times every runtime once, in order."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            out[name].append(timer())
+    return out
+
+
+def _over_rounds(per_round: list[dict[str, Any]]) -> dict[str, Any]:
+    """One runtime's summary: percentiles as medians over rounds, the rounds' p50s, the peak RSS."""
+    med = {k: round(float(np.median([t[k] for t in per_round])), 3) for k in ("p50", "p90", "p99", "mean")}
+    return per_round[0] | med | {"rounds_p50": [t["p50"] for t in per_round],
+                                 "process_peak_rss_mb": max(t["process_peak_rss_mb"] for t in per_round)}
+
+
+def _ratios(rounds: dict[str, list[dict[str, Any]]], models: dict[str, Any]) -> dict[str, float]:
+    """Speed-ups as medians of per-round ratios (each round's runtimes ran back to back)."""
+    def speedup(other: str) -> float:
+        return round(float(np.median([o["p50"] / i["p50"] for o, i in zip(rounds[other], rounds["ort_int8"])])), 2)
+
+    return {"int8_vs_ort_fp32": speedup("ort_fp32"), "int8_vs_torch": speedup("torch_fp32_eager"),
             "size_ratio": round(models["fp32"]["bytes"] / models["int8"]["bytes"], 2)}
 
 
 def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_data: str | None = None,
-        calls: int = 200, warmup: int = 20, threads: int = 2, cache: str | None = None,
+        calls: int = 200, warmup: int = 20, threads: int = 2, rounds: int = 3, cache: str | None = None,
         loop: LoopBench | None = LoopBench(), blackbox_dir: str | Path = "out/bench") -> dict[str, Any]:
     """Export `policy` for `robot` to a temporary bundle, time the three runtimes and (unless
     `loop` is None) run the deploy loop, its black boxes written to `blackbox_dir`; the summary."""
@@ -128,10 +149,13 @@ def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_d
                           language=LanguageEncoder(cache), calibration=Calibration(calibration_data)
                           if calibration_data else None)
         obs = _observation(m, instructions[0])
-        timings = {"ort_int8": _isolated(_time_engine, bundle, "int8", threads, obs, calls, warmup),
-                   "ort_fp32": _isolated(_time_engine, bundle, "fp32", threads, obs, calls, warmup),
-                   "torch_fp32_eager": _isolated(_time_torch, policy, robot, threads, obs, calls, warmup, cache)}
-        ratios = _ratios(timings, m["models"])
+        per_round = _interleaved({
+            "ort_int8": lambda: _isolated(_time_engine, bundle, "int8", threads, obs, calls, warmup),
+            "ort_fp32": lambda: _isolated(_time_engine, bundle, "fp32", threads, obs, calls, warmup),
+            "torch_fp32_eager": lambda: _isolated(_time_torch, policy, robot, threads, obs, calls, warmup, cache),
+        }, rounds)
+        timings = {name: _over_rounds(t) for name, t in per_round.items()}
+        ratios = _ratios(per_round, m["models"])
         i8 = m["models"]["int8"]
         summary = {
             "benchmark": "deploy",
@@ -139,7 +163,7 @@ def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_d
                         "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
                         "torch": torch.__version__},
             "policy": m["source"], "robot": robot, "preset": m["policy"]["config"].get("name"),
-            "head": m["policy"]["head"], "chunk": m["chunk"], "threads": threads,
+            "head": m["policy"]["head"], "chunk": m["chunk"], "threads": threads, "rounds": rounds,
             "bundle": {"path": bundle, "int8_recipe": i8["recipe"]["name"], "int8_relative_error": i8["relative_error"],
                        "int8_error_bound": m["gate"]["bound"], "int8_within_bound": m["gate"]["passed"],
                        "calibration": i8["calibration"], "candidates": i8["candidates"],

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from embodied.bench.deploy_loop import SEED0
+
 
 def _sim(args: argparse.Namespace) -> dict:
     from embodied.bench import sim
@@ -38,13 +40,15 @@ def _deploy(args: argparse.Namespace) -> dict:
     if not (args.policy and args.robot):
         raise ConfigError("bench deploy measures the policy you will deploy: give --policy runs/X --robot R "
                           "(train one with `embodied train ... --preset small`)")
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1, found {args.rounds}")
     if args.deploy_episodes < 0 or (args.deploy_seconds is not None and args.deploy_seconds <= 0):
         raise ConfigError(f"--deploy-episodes must be >= 0 (0: skip the deploy loop) and --deploy-seconds > 0; "
                           f"found {args.deploy_episodes}, {args.deploy_seconds}")
-    loop = deploy.LoopBench(args.task, args.deploy_episodes, args.fault_profile, args.deploy_seconds) \
+    loop = deploy.LoopBench(args.task, args.deploy_episodes, args.fault_profile, args.deploy_seconds, args.deploy_seed0) \
         if args.deploy_episodes else None
     return deploy.run(args.policy, args.robot, args.instructions, args.calibration_data, calls=args.calls,
-                      threads=args.threads, cache=args.cache, loop=loop, blackbox_dir=_out(args).parent)
+                      threads=args.threads, rounds=args.rounds, cache=args.cache, loop=loop, blackbox_dir=_out(args).parent)
 
 
 SUBJECTS = {"sim": _sim, "data": _data, "bridge": _bridge, "policy": _policy, "deploy": _deploy}
@@ -65,12 +69,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-data", metavar="DIR", help="deploy: dataset for static int8 recipes")
     p.add_argument("--calls", type=int, default=200, help="deploy: timed calls per runtime after warm-up")
     p.add_argument("--threads", type=int, default=2, help="deploy: threads of every runtime")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="deploy: interleaved timing rounds (each runtime once per round, fresh process each)")
     p.add_argument("--cache", help="deploy: instruction-embedding cache folder")
     p.add_argument("--deploy-episodes", type=int, default=10,
                    help="deploy: seeded episodes of the deploy loop per fault profile (0: skip it)")
     p.add_argument("--task", default="lift", help="deploy: task scene of the deploy loop (default lift)")
     p.add_argument("--fault-profile", default="flaky", metavar="NAME|PATH",
                    help="deploy: profile of the faulty deploy-loop run (default flaky), compared with none")
+    p.add_argument("--deploy-seed0", type=int, default=SEED0,
+                   help=f"deploy: first seed of the deploy-loop episodes (default {SEED0}: the eval seeds)")
     p.add_argument("--deploy-seconds", type=float, help="deploy: longest deploy-loop episode [s] "
                                                         "(default: the task's time limit)")
     p.add_argument("--out", help="JSON file (default: out/bench/SUBJECT.json; deploy writes its black boxes beside it)")

@@ -6,6 +6,12 @@ Token sequence (B samples, d = config.width)::
 
 Each part gets a learned token-type embedding; image tokens of absent cameras are masked
 out of attention. The outputs at the H action-query positions are the head's context.
+
+The layers are pre-norm transformer blocks written out here rather than taken from
+`nn.TransformerEncoder`: its attention exports to ONNX as some hundred Reshape, Squeeze
+and Split nodes that cost the deployed model more time than its attention math, and it
+needs its fused fast path switched off to export at all. Parameter names are those of
+`nn.TransformerEncoder(norm_first=True)`, so checkpoints saved with it load unchanged.
 """
 
 from __future__ import annotations
@@ -14,22 +20,75 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from embodied.policy.config import PolicyConfig
 
 TOKEN_TYPES = ("language", "image", "robot", "state", "action")
 
 
-class Trunk(nn.Module):
-    """Pre-norm nn.TransformerEncoder (batch_first) with token-type embeddings."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused input projection (`in_proj_*`, q|k|v rows)."""
+
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """x float32[B, T, d], bias float32[B, 1, 1, T] (0 or -inf per key) -> float32[B, T, d]."""
+        b, t, d = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, t, 3 * self.heads, d // self.heads)
+        q, k, v = qkv.transpose(1, 2).split(self.heads, dim=1)  # each [B, h, T, d/h]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    """Pre-norm block: x + attention(norm1(x)), then x + MLP(norm2(x)) with a GELU."""
 
     def __init__(self, config: PolicyConfig):
         super().__init__()
-        layer = nn.TransformerEncoderLayer(config.width, config.heads, config.mlp_ratio * config.width,
-                                           dropout=config.dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, config.depth, norm=nn.LayerNorm(config.width),
-                                             enable_nested_tensor=False)
+        d = config.width
+        self.self_attn = SelfAttention(d, config.heads, config.dropout)
+        self.linear1 = nn.Linear(d, config.mlp_ratio * d)
+        self.linear2 = nn.Linear(config.mlp_ratio * d, d)
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.norm1(x), bias))
+        return x + self.dropout(self.linear2(self.dropout(F.gelu(self.linear1(self.norm2(x))))))
+
+
+class Encoder(nn.Module):
+    """`depth` blocks and a final LayerNorm (named `layers` and `norm`, as in nn.TransformerEncoder)."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.width)
+
+    def forward(self, x: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
+        """x float32[B, T, d], ignore bool[B, T] (True: a key no token attends to)."""
+        bias = torch.zeros(ignore.shape, dtype=x.dtype, device=x.device).masked_fill(ignore, float("-inf"))
+        bias = bias[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, bias)
+        return self.norm(x)
+
+
+class Trunk(nn.Module):
+    """The pre-norm transformer encoder with token-type embeddings."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.encoder = Encoder(config)
         self.type_embed = nn.Parameter(torch.randn(len(TOKEN_TYPES), config.width) * 0.02)
 
     def forward(self, parts: Sequence[torch.Tensor], ignore: Sequence[torch.Tensor | None]) -> torch.Tensor:
@@ -44,4 +103,4 @@ class Trunk(nn.Module):
         tokens = torch.cat([x + self.type_embed[i] for i, x in enumerate(parts)], dim=1)
         mask = torch.cat([m if m is not None else torch.zeros(b, x.shape[1], dtype=torch.bool, device=x.device)
                           for x, m in zip(parts, ignore)], dim=1)
-        return self.encoder(tokens, src_key_padding_mask=mask)
+        return self.encoder(tokens, mask)

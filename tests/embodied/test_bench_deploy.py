@@ -25,12 +25,14 @@ def test_bench_deploy_reports_every_runtime_and_target(tmp_path, request, capsys
     save_checkpoint(policy, tmp_path / "ckpt")
     out = tmp_path / "deploy.json"
     assert main(["bench", "deploy", "--policy", str(tmp_path / "ckpt"), "--robot", "so100", "--calls", "3",
-                 "--threads", "1", "--cache", cache, "--out", str(out), "--deploy-episodes", "1",
+                 "--threads", "1", "--rounds", "2", "--cache", cache, "--out", str(out), "--deploy-episodes", "1",
                  "--deploy-seconds", "1"]) == 0
     summary = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out.rsplit("saved", 1)[0]) == summary  # printed and saved
     assert set(summary["inference_ms"]) == set(deploy.RUNTIMES)
-    assert all(t["calls"] == 3 and 0 < t["p50"] <= t["p90"] <= t["p99"] for t in summary["inference_ms"].values())
+    for t in summary["inference_ms"].values():
+        assert t["calls"] == 3 and 0 < t["p50"] <= t["p90"] <= t["p99"]
+        assert len(t["rounds_p50"]) == 2 and min(t["rounds_p50"]) <= t["p50"] <= max(t["rounds_p50"])
     assert set(summary["ratios"]) == set(summary["meets_targets"]) - {"int8_p50_ms"}
     assert set(summary["meets_targets"]) == set(deploy.TARGETS)
     assert summary["bundle"]["bytes"]["int8"] < summary["bundle"]["bytes"]["fp32"]

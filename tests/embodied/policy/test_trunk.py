@@ -1,0 +1,34 @@
+"""The trunk's hand-written blocks compute what nn.TransformerEncoder(norm_first=True) computes,
+with the same parameter names (checkpoints saved before the rewrite load unchanged)."""
+
+import pytest
+import torch
+from torch import nn
+
+from embodied.policy.config import preset
+from embodied.policy.trunk import Trunk
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_trunk_matches_torch_transformer_encoder(training):
+    cfg = preset("tiny", width=32, heads=4, depth=2)
+    layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, cfg.mlp_ratio * cfg.width, dropout=0.0,
+                                       activation="gelu", batch_first=True, norm_first=True)
+    reference = nn.TransformerEncoder(layer, cfg.depth, norm=nn.LayerNorm(cfg.width), enable_nested_tensor=False)
+    torch.manual_seed(0)
+    for p in reference.parameters():
+        nn.init.normal_(p, std=0.2)
+    trunk = Trunk(cfg)
+    trunk.encoder.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(3, 11, cfg.width)
+    ignore = torch.zeros(3, 11, dtype=torch.bool)
+    ignore[1, 2:6] = True  # an absent camera's tokens
+    reference.train(training)
+    trunk.train(training)
+    with torch.no_grad():
+        expected = reference(x, src_key_padding_mask=ignore)
+        got = trunk.encoder(x, ignore)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # the ignored keys matter: unmasking them changes the outputs
+    with torch.no_grad():
+        assert not torch.allclose(trunk.encoder(x, torch.zeros_like(ignore))[1], got[1], atol=1e-4)
