@@ -12,6 +12,7 @@
     ├── UnknownProtocol      a bus protocol that no codec provides
     ├── UnknownServoModel    a model name that no control table provides
     ├── UnknownRegister      a register that the servo model's control table lacks
+    ├── ArmMismatch          a robot whose joints or gripper no servo of its bus drives
     ├── FaultProfileError    a fault profile (TOML) with a missing or invalid field
     └── UnknownFaultProfile  a fault profile name that no shipped profile has
 
@@ -171,6 +172,22 @@ class UnknownProtocol(BridgeError, KeyError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class ArmMismatch(BridgeError):
+    """A robot paired with a bus on which some of its joints (or its gripper) have no servo.
+
+    Attributes:
+        robot: the robot's name.
+        missing: its joints without a servo, in robot.toml order (the gripper last).
+        driven: the joints the bus's servos drive, in bus order.
+    """
+
+    def __init__(self, robot: str, missing: Sequence[str], driven: Sequence[str]):
+        self.robot, self.missing, self.driven = robot, tuple(missing), tuple(driven)
+        super().__init__(f"{robot}'s bus has no servo for {', '.join(self.missing)}; its servos drive "
+                         f"{', '.join(self.driven)}. Fix: use the bus of {robot}'s robot.toml, or name each joint "
+                         "and the gripper in a [[bus.servos]] `joint` there")
 
 
 class FaultProfileError(BridgeError, ValueError):

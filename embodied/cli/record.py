@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     leader.add_argument("--leader-robot", help="robot of the leader arm (default: --robot)")
     leader.add_argument("--instance", default="default", help="calibration instance of the follower arm")
     leader.add_argument("--leader-instance", default="default", help="calibration instance of the leader arm")
-    leader.add_argument("--camera", action="append", default=[], metavar="NAME=INDEX",
-                        help="record an OpenCV camera as the robot camera NAME (repeatable; needs opencv-python)")
+    leader.add_argument("--camera", action="append", default=[], metavar="NAME=SOURCE",
+                        help="record an OpenCV camera (device index or path) as the robot camera NAME "
+                             "(repeatable; needs opencv-python-headless)")
     p.set_defaults(run=run)
 
 
@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
         return run_leader(args)
     import robots
     from embodied.collect.record import PygameDisplay, record
-    from embodied.collect.simgen import open_or_create
     from embodied.collect.teleop_input import headless, make_input
+    from embodied.data.store import open_robot_store
     from embodied.errors import EmbodiedError
     from sim_scenes.env import TaskEnv
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise EmbodiedError("record needs a display for its camera window (DISPLAY is not set); run it on a desktop, "
                             "or drive embodied.collect.record.record() with a ScriptedInput for headless use")
     robot = robots.load(args.robot)
-    store = open_or_create(Path(args.out), robot)
+    store = open_robot_store(args.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
     start = store.num_episodes
     summary = record(TaskEnv(args.task, args.robot, images=True), make_input(args.teleop), store, PygameDisplay(),
                      max_episodes=args.episodes, first_seed=max(store.seeds(), default=-1) + 1)
@@ -53,26 +53,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cameras(flags: list[str], robot) -> dict[str, tuple[str | int, tuple[int, int]]]:
-    """{name: (index or device path, (height, width))} from NAME=INDEX flags; names and
+    """{name: (device index or path, (height, width))} from NAME=SOURCE flags; names and
     resolutions are the robot's cameras (robot.toml), so stores pool with simulated ones."""
+    from embodied.deploy.cameras import parse_camera_specs
     from embodied.errors import EmbodiedError
 
     out = {}
-    for flag in flags:
-        name, sep, index = flag.partition("=")
-        if not sep or not index:
-            raise EmbodiedError(f"--camera {flag!r}: write NAME=INDEX, e.g. --camera front=0")
+    for name, source in parse_camera_specs(flags).items():
         try:
             cam = robot.camera(name)
         except KeyError as e:
             raise EmbodiedError(str(e.args[0])) from None
-        out[name] = (int(index) if index.isdigit() else index, (cam.height, cam.width))
+        out[name] = (source, (cam.height, cam.width))
     return out
 
 
 def run_leader(args: argparse.Namespace) -> int:
     import robots
-    from embodied.collect.leader import OpenCVCamera, TerminalKeys, open_store, teleoperate
+    from embodied.collect.leader import TerminalKeys, teleoperate
+    from embodied.data.store import open_robot_store
+    from embodied.deploy.cameras import OpenCVCamera
     from embodied.errors import EmbodiedError
     from firmware_bridge.bus import ServoBus
     from firmware_bridge.calibration import Calibration, calibration_path, load_calibration
@@ -96,9 +96,10 @@ def run_leader(args: argparse.Namespace) -> int:
         if follower_robot.bus is None or leader_robot.bus is None:
             raise EmbodiedError("both arms need a [bus] in their robot.toml")
         specs = _cameras(args.camera, follower_robot)
-        store = open_store(Path(args.out), follower_robot, {n: size for n, (_, size) in specs.items()})
+        store = open_robot_store(args.out, follower_robot, {n: size for n, (_, size) in specs.items()})
         start = store.num_episodes
-        cameras = {n: OpenCVCamera(index, size) for n, (index, size) in specs.items()}
+        for name, (source, size) in specs.items():
+            cameras[name] = OpenCVCamera(source, size, name)
         leader = ServoBus(leader_robot.bus, args.leader_port,
                           calibration=calibration(leader_robot, args.leader_instance))
         follower = ServoBus(follower_robot.bus, args.port, calibration=calibration(follower_robot, args.instance))

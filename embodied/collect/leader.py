@@ -5,16 +5,19 @@ same on both; joints are matched by name, and the gripper by its opening in [0, 
 control tick (the follower's `control_hz`) reads the leader, clips the targets to the
 follower's calibrated joint range (`clip_targets`), and hands them to a `SafeController`:
 the fault monitor checks the follower every tick, applies its graded reactions, limits each
-step and logs every event to the black box. While an episode is recorded, the frame is kept. Saved episodes go to the same episode store
-as simulated collection, with source "teleop":
+step and logs every event to the black box. While an episode is recorded, the frame is kept.
+Saved episodes go to an episode store (`embodied.data.open_robot_store`), as simulated
+collection does, with source "teleop":
 
     observation.state  follower joint positions [rad] (robot.toml joint order) + gripper opening [0, 1]
     action             commanded joint targets [rad] (after clipping) + commanded gripper opening [0, 1]
 
+Both vectors come from the follower's servos through `firmware_bridge.arm.ArmLayout`.
 Episode events come from any `InputSource` (`TeleopCommand.events`): a `ScriptedInput` in
-tests, `TerminalKeys` on a terminal. Cameras are optional (`Camera` objects, e.g.
-`OpenCVCamera` when OpenCV is installed); a store records exactly the cameras it was
-created with.
+tests, `TerminalKeys` on a terminal. Cameras are optional, the deploy loop's
+`embodied.deploy.cameras.Camera`s (`OpenCVCamera` where OpenCV is installed), read once per
+recorded frame; an `OpenCVCamera` that fails raises `CameraError`. A store records exactly
+the cameras it was created with.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -34,7 +35,9 @@ import robots
 from embodied.collect.teleop_input import InputSource, TeleopCommand
 from embodied.data.episode import Episode
 from embodied.data.store import EpisodeStore
-from embodied.errors import EmbodiedError, SchemaMismatch
+from embodied.deploy.cameras import Camera
+from embodied.errors import EmbodiedError
+from firmware_bridge.arm import ArmLayout
 from firmware_bridge.bus import ServoBus
 from firmware_bridge.calibration import ServoCalibration
 from firmware_bridge.errors import BridgeError
@@ -42,38 +45,11 @@ from firmware_bridge.monitor import BlackBox, SafeController
 
 
 class TeleopError(EmbodiedError):
-    """Leader and follower arms that cannot be paired, or a camera that cannot be read."""
+    """Leader and follower arms (or a store and cameras) that cannot be paired, or a leader
+    reading that gives non-finite follower targets."""
 
 
 # --- joints ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ArmLayout:
-    """Where each robot.toml joint and the gripper sit among a bus's servos.
-
-    Attributes:
-        robot: the robot spec.
-        joint_index: for each robot.toml joint, its index in the bus's servo order.
-        gripper_index: index of the gripper servo in the bus's servo order.
-    """
-
-    robot: robots.RobotSpec
-    joint_index: tuple[int, ...]
-    gripper_index: int
-
-    @classmethod
-    def of(cls, bus: ServoBus, robot: robots.RobotSpec) -> ArmLayout:
-        joints = [s.joint for s in bus.servos]
-        missing = [j for j in [*robot.joint_names, robot.gripper.joint] if j not in joints]
-        if missing:
-            raise TeleopError(f"{robot.name}'s bus has no servo for {missing}; servos drive {joints}")
-        return cls(robot, tuple(joints.index(j) for j in robot.joint_names), joints.index(robot.gripper.joint))
-
-    def observation(self, bus: ServoBus, positions_rad: np.ndarray) -> np.ndarray:
-        """State vector: joint positions [rad] in robot.toml order, then gripper opening [0, 1]."""
-        gripper = bus.calibration.servo(self.robot.gripper.joint).opening(float(positions_rad[self.gripper_index]))
-        return np.append(positions_rad[list(self.joint_index)], gripper).astype(np.float32)
-
-
 def leader_to_follower(leader_rad: np.ndarray, leader: ServoBus, leader_layout: ArmLayout,
                        follower: ServoBus, follower_layout: ArmLayout) -> np.ndarray:
     """Follower servo targets [rad] (its bus order) from leader servo positions [rad]:
@@ -129,41 +105,7 @@ def clip_targets(targets_rad: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tup
     return clipped, clipped != targets
 
 
-# --- cameras and keys ----------------------------------------------------------------
-class Camera(Protocol):
-    def read(self) -> np.ndarray:
-        """One frame, uint8[H, W, 3] RGB at the store's resolution."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class OpenCVCamera:
-    """A USB camera through OpenCV (optional: `pip install opencv-python`), frames resized
-    to `(height, width)` [px], RGB."""
-
-    def __init__(self, index: int | str, size: tuple[int, int]):
-        try:
-            import cv2
-        except ImportError as e:
-            raise TeleopError("cameras need OpenCV: pip install opencv-python (or record without --camera)") from e
-        self.cv2, self.size = cv2, size
-        self.capture = cv2.VideoCapture(index)
-        if not self.capture.isOpened():
-            raise TeleopError(f"cannot open camera {index!r}; check the index or device path")
-
-    def read(self) -> np.ndarray:
-        ok, frame = self.capture.read()
-        if not ok:
-            raise TeleopError("the camera returned no frame (unplugged?)")
-        h, w = self.size
-        frame = self.cv2.resize(frame, (w, h), interpolation=self.cv2.INTER_AREA)
-        return np.ascontiguousarray(frame[:, :, ::-1])
-
-    def close(self) -> None:
-        self.capture.release()
-
-
+# --- keys ------------------------------------------------------------------------------
 class TerminalKeys:
     """Episode keys on a terminal (stdin in cbreak mode, no echo): Enter starts / saves,
     Backspace or d discards, r re-records, q or Esc quits. Use as a context manager."""
@@ -202,22 +144,6 @@ class TerminalKeys:
                 break
             events |= self.KEYS.get(key.lower(), frozenset())
         return TeleopCommand(events=frozenset(events))
-
-
-# --- store -----------------------------------------------------------------------------
-def open_store(out: Path, robot: robots.RobotSpec, cameras: Mapping[str, tuple[int, int]]) -> EpisodeStore:
-    """The store at `out` for `robot` with `cameras` {name: (height, width)}: created, or
-    opened for appending when its schema matches."""
-    want = {"robot": robot.name, "fps": robot.control_hz, "state_dim": robot.action_dim,
-            "action_dim": robot.action_dim, "cameras": dict(cameras)}
-    if not Path(out).exists():
-        return EpisodeStore.create(out, robot.name, robot.control_hz, robot.action_dim, robot.action_dim,
-                                   dict(cameras), spec=robot.to_dict())
-    store = EpisodeStore.open(out, "a")
-    if store.schema() != want:
-        raise SchemaMismatch(f"{out} holds {store.schema()}, but this recording needs {want}; record to a new --out "
-                             "folder, or pass the same --camera flags as before")
-    return store
 
 
 # --- the loop --------------------------------------------------------------------------

@@ -17,8 +17,7 @@ from tqdm import tqdm
 
 import robots
 from embodied.data.episode import Episode
-from embodied.data.store import EpisodeStore
-from embodied.errors import SchemaMismatch
+from embodied.data.store import open_robot_store
 
 
 @dataclass(frozen=True)
@@ -48,24 +47,10 @@ def _episode(args: tuple[str, str, int, str]) -> tuple[int, Episode]:
     return seed, ep
 
 
-def open_or_create(out: Path, robot: robots.RobotSpec) -> EpisodeStore:
-    cameras = {c.name: (c.height, c.width) for c in robot.cameras}
-    if not out.exists():
-        return EpisodeStore.create(out, robot.name, robot.control_hz, robot.action_dim, robot.action_dim,
-                                   cameras, spec=robot.to_dict())
-    store = EpisodeStore.open(out, "a")
-    want = {"robot": robot.name, "fps": robot.control_hz, "state_dim": robot.action_dim,
-            "action_dim": robot.action_dim, "cameras": cameras}
-    if store.schema() != want:
-        raise SchemaMismatch(f"{out} holds {store.schema()}, but {robot.name} needs {want}; "
-                             "write to a new --out folder (one store per robot)")
-    return store
-
-
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
     robot = robots.load(cfg.robot)
-    store = open_or_create(Path(cfg.out), robot)
+    store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
     done = store.seeds()
     start = store.num_episodes
     need = cfg.episodes - start

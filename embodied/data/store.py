@@ -21,6 +21,7 @@ A reader may open the store while another process appends and sees a consistent 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,6 +32,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from embodied.data.episode import ACTION, IMAGE_PREFIX, SOURCES, STATE, TIMESTAMP, Episode
 from embodied.data.stats import compute_stats
 from embodied.errors import CorruptStore, SchemaMismatch
+from robots.spec import RobotSpec
 
 FORMAT, VERSION = "embodied-episodes", 1
 STATE_CHUNK, IMAGE_CHUNK = 4096, 64  # frames per chunk
@@ -228,3 +230,23 @@ class EpisodeStore:
         if self.writable:
             self._group.attrs["stats"] = self._attrs["stats"] = {**stats, "frames": n}
         return stats
+
+
+def open_robot_store(path: str | Path, robot: RobotSpec, cameras: Mapping[str, tuple[int, int]]) -> EpisodeStore:
+    """The store at `path` for episodes of `robot` with `cameras` {name: (height, width)}
+    (state and action: the robot's action vector): created, or opened for appending.
+
+    Raises:
+        SchemaMismatch: the store at `path` holds another robot, rate or camera set.
+    """
+    path, cameras = Path(path), {name: tuple(size) for name, size in cameras.items()}
+    if not path.exists():
+        return EpisodeStore.create(path, robot.name, robot.control_hz, robot.action_dim, robot.action_dim, cameras,
+                                   spec=robot.to_dict())
+    store = EpisodeStore.open(path, "a")
+    want = {"robot": robot.name, "fps": robot.control_hz, "state_dim": robot.action_dim,
+            "action_dim": robot.action_dim, "cameras": cameras}
+    if store.schema() != want:
+        raise SchemaMismatch(f"{path} holds {store.schema()}, but these episodes need {want}; write them to a new "
+                             "store (one store per robot and camera set), or record with the cameras it holds")
+    return store

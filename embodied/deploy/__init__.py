@@ -15,10 +15,10 @@ The rehearsal against an emulated arm in a MuJoCo scene lives in `embodied.deplo
 from embodied.deploy.cameras import (Camera, CameraRig, FreezeDetector, OpenCVCamera, SimCamera, parse_camera_specs,
                                      sim_cameras)
 from embodied.deploy.errors import CameraError, DeployError, PreflightRefused
-from embodied.deploy.loop import SCHEDULERS, DeployConfig, Deployment, deploy, servo_targets
+from embodied.deploy.loop import SCHEDULERS, DeployConfig, Deployment, deploy
 from embodied.deploy.policy_faults import PolicyLimits, PolicyWatch
 from embodied.deploy.report import EpisodeResult, format_summary, summarize
 
 __all__ = ["SCHEDULERS", "Camera", "CameraError", "CameraRig", "DeployConfig", "DeployError", "Deployment",
            "EpisodeResult", "FreezeDetector", "OpenCVCamera", "PolicyLimits", "PolicyWatch", "PreflightRefused",
-           "SimCamera", "deploy", "format_summary", "parse_camera_specs", "servo_targets", "sim_cameras", "summarize"]
+           "SimCamera", "deploy", "format_summary", "parse_camera_specs", "sim_cameras", "summarize"]

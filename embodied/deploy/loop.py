@@ -26,14 +26,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import robots
-from embodied.collect.leader import ArmLayout, open_store
 from embodied.data.episode import Episode
+from embodied.data.store import open_robot_store
 from embodied.deploy import preflight
 from embodied.deploy.cameras import Camera, CameraRig
 from embodied.deploy.errors import CameraError, DeployError, PreflightRefused
@@ -42,6 +41,7 @@ from embodied.deploy.report import ENDS_RUN, EpisodeResult, summarize
 from embodied.policy.io import Observation
 from embodied.runtime import AsyncScheduler, EnsembleScheduler, PolicyEngine, Scheduler, SyncScheduler
 from embodied.runtime.bundle import PRECISIONS
+from firmware_bridge.arm import ArmLayout
 from firmware_bridge.bus import ServoBus
 from firmware_bridge.monitor import BlackBox, SafeController
 from firmware_bridge.monitor.events import Finding
@@ -106,24 +106,6 @@ class DeployConfig:
                               f"{self.action_margin}")
 
 
-def servo_targets(layout: ArmLayout, bus: ServoBus, action: np.ndarray) -> np.ndarray:
-    """Servo targets [rad] (bus order) of an action (joint targets [rad] in robot.toml order,
-    then the gripper opening [0, 1]): the inverse of `ArmLayout.observation`. An action with
-    any non-finite value becomes all NaN, which the monitor's clip holds.
-
-    The opening maps onto the gripper's calibrated range less the monitor's `limit_margin` at
-    both ends: "closed" is the normal grasp command, not a limit violation to clip and log."""
-    targets = np.full(len(bus.servos), np.nan)
-    action = np.asarray(action, dtype=float)
-    if np.isfinite(action).all():
-        targets[list(layout.joint_index)] = action[:-1]
-        lo, hi = bus.calibration.servo(layout.robot.gripper.joint).range_rad()
-        margin = min(layout.robot.safety.limit_margin, (hi - lo) / 4)
-        opening = min(max(float(action[-1]), 0.0), 1.0)
-        targets[layout.gripper_index] = lo + margin + opening * (hi - lo - 2 * margin)
-    return targets
-
-
 def open_blackbox(config: DeployConfig, robot: robots.RobotSpec, **meta: Any) -> BlackBox:
     meta = {"mode": "deploy", "bundle": str(config.bundle), **meta}
     if config.blackbox:
@@ -164,7 +146,7 @@ class Deployment:
         self.store = None
         if config.record:
             size = self.bundle.image_shape[:2]
-            self.store = open_store(Path(config.record), robot, {c: size for c in self.bundle.cameras})
+            self.store = open_robot_store(config.record, robot, {c: size for c in self.bundle.cameras})
         self.scheduler = SCHEDULERS[config.scheduler](self.watch.infer, self.engine.chunk)  # last: may own a thread
 
     def __enter__(self) -> Deployment:
@@ -253,7 +235,7 @@ class Deployment:
                 action = self.scheduler.step(Observation(robot.name, instruction, state, images))
                 for finding in self.watch.check(action):
                     monitor.report(finding)
-                target = servo_targets(self.layout, bus, action)
+                target = self.layout.targets(bus, action)
                 if self.store is not None:
                     held = self.layout.observation(bus, controller.command)
                     frames.append((starts[-1], state, np.where(np.isfinite(action), action, held), images))

@@ -7,8 +7,7 @@ import pytest
 
 from embodied.collect.record import EndEffectorController, record
 from embodied.collect.teleop_input import KeyboardInput, ScriptedInput, TeleopCommand
-from embodied.data import EpisodeStore
-from embodied.collect.simgen import open_or_create
+from embodied.data import EpisodeStore, open_robot_store
 from sim_scenes.env import TaskEnv
 
 import robots
@@ -20,7 +19,8 @@ def cmd(velocity=(0, 0, 0), gripper=None, events=()):
 
 def test_scripted_session_saves_discards_and_rerecords(tmp_path):
     env = TaskEnv("lift", "so100", images=True)
-    store = open_or_create(tmp_path / "teleop.zarr", robots.load("so100"))
+    robot = robots.load("so100")
+    store = open_robot_store(tmp_path / "teleop.zarr", robot, {c.name: (c.height, c.width) for c in robot.cameras})
     script = ([cmd(events=("start",))] + [cmd((0, 0, -1))] * 20 + [cmd(gripper=0.0)] * 5 + [cmd((0, 0, 1))] * 10
               + [cmd(events=("save",))]  # episode 1 saved: 36 frames
               + [cmd(events=("start",))] + [cmd((1, 0, 0))] * 5 + [cmd(events=("discard",))]

@@ -8,7 +8,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from embodied.data import Episode, EpisodeStore
+import robots
+from embodied.data import Episode, EpisodeStore, open_robot_store
 from embodied.data.tools import filter_episodes, merge
 from embodied.errors import CorruptStore, InvalidEpisode, SchemaMismatch
 
@@ -68,6 +69,22 @@ def test_read_only_and_existing_paths(tmp_path):
         EpisodeStore.open(tmp_path / "s.zarr").append(make_episode(3, 1))
     with pytest.raises(SchemaMismatch, match="already exists"):
         new_store(tmp_path / "s.zarr")
+
+
+def test_a_robot_store_is_created_then_appended_to_when_its_schema_matches(tmp_path):
+    robot = robots.load("so100")
+    created = open_robot_store(tmp_path / "s.zarr", robot, CAMS)
+    assert created.schema() == {"robot": "so100", "fps": robot.control_hz, "state_dim": 6, "action_dim": 6,
+                                "cameras": CAMS}
+    created.append(make_episode(3, 0))
+    again = open_robot_store(tmp_path / "s.zarr", robot, CAMS)
+    assert again.writable and again.num_episodes == 1
+    with pytest.raises(SchemaMismatch, match=r"holds .*'cameras': \{'front'.*but these episodes need .*'cameras': "
+                                             r"\{\}.*one store per robot and camera set"):
+        open_robot_store(tmp_path / "s.zarr", robot, {})
+    with pytest.raises(SchemaMismatch, match="'robot': 'koch'"):
+        open_robot_store(tmp_path / "s.zarr", robots.load("koch"), CAMS)
+    assert EpisodeStore.open(tmp_path / "s.zarr").num_episodes == 1  # refusals keep saved episodes
 
 
 def test_corrupt_stores_are_named(tmp_path):

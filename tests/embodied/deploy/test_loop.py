@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from embodied.deploy import DeployConfig, PreflightRefused, deploy, servo_targets
+from embodied.deploy import DeployConfig, PreflightRefused, deploy
 from embodied.policy.io import ActionChunk
 from firmware_bridge.monitor import read_blackbox
 
@@ -128,18 +128,6 @@ def test_nan_action_holds_then_slow_stops(bundle, so100, cameras, tmp_path):
     hi = np.array([j.range[1] for j in so100.robot.joints])
     q = so100.positions()[:5]
     assert np.isfinite(q).all() and np.all((q >= lo) & (q <= hi))
-
-
-def test_servo_targets_map_actions_to_the_bus(so100):
-    from embodied.collect.leader import ArmLayout
-
-    layout = ArmLayout.of(so100.bus, so100.robot)
-    action = np.array([*so100.robot.home, 0.5], np.float32)
-    targets = servo_targets(layout, so100.bus, action)
-    np.testing.assert_allclose(targets[:5], so100.robot.home, atol=1e-6)
-    assert targets[5] == pytest.approx(0.75, abs=2e-3)  # half of the gripper's 1.5 rad travel
-    np.testing.assert_allclose(layout.observation(so100.bus, targets), action, atol=1e-3)
-    assert np.isnan(servo_targets(layout, so100.bus, np.array([0, 0, np.nan, 0, 0, 0.5]))).all()
 
 
 def test_config_is_validated():
