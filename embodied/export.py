@@ -7,7 +7,12 @@
       policy_fp32.onnx     the graph in fp32
       policy_int8.onnx     the graph quantized to int8 (with --quantize int8; recipe chosen by
                            measured error, see `embodied.export_int8`)
-      language.npy         float32[I, L]: embeddings of the exported instructions, in manifest order
+      language.npy         float32[I, 384]: sentence embeddings of the exported instructions, in
+                           manifest order
+      language_tokens.npy  token-level policies only (config.language_tokens = L > 0): float32[I, L, 384]
+                           token embeddings of the instructions, zero past their last token
+      language_token_mask.npy
+                           token-level policies only: bool[I, L], True at the real tokens
 
 Graph (batch of one, fixed image shape from the RobotSpec cameras)::
 
@@ -15,7 +20,10 @@ Graph (batch of one, fixed image shape from the RobotSpec cameras)::
                                       robot units with the manifest statistics)
     images       uint8[1, K, h, w, 3] the robot's cameras in manifest order (zeros when absent)
     camera_mask  bool[1, K]           True where the camera is present
-    language     float32[1, L]        one row of language.npy
+    language     float32[1, 384]      one row of language.npy (FiLM; the one language token
+                                      of pooled policies)
+    language_tokens      float32[1, L, 384]  token-level policies only: one row of language_tokens.npy
+    language_token_mask  bool[1, L]          token-level policies only: one row of language_token_mask.npy
     noise        float32[1, H, m]     flow head only: the initial noise of the sampler
     -> actions   float32[1, H, m]     normalized actions (the runtime maps them to robot units)
 
@@ -39,7 +47,6 @@ never becomes a mix of two exports (export again without --quantize for an fp32-
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -47,7 +54,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -56,9 +63,11 @@ from torch import nn
 import robots
 from embodied.errors import CheckpointMismatch, EmbodiedError, InvalidInput
 from embodied.export_gate import SimGate, refusal, run_gate
-from embodied.export_int8 import (RECIPES, TIE, Calibration, Recipe, candidates, choose, dataset_observations,
+from embodied.export_int8 import (HEADROOM, RECIPES, Calibration, Recipe, candidates, choose, dataset_observations,
                                   engine_feeds, latency_ms, relative_error, run_all)
-from embodied.runtime.bundle import FORMAT, FP32, INT8, LANGUAGE, MANIFEST, Bundle
+from embodied.policy.config import PolicyConfig
+from embodied.runtime.bundle import (FORMAT, FP32, INT8, LANGUAGE, LANGUAGE_TOKEN_MASK, LANGUAGE_TOKENS, MANIFEST,
+                                     Bundle, read_language)
 
 OPSET = 17
 DEFAULT_BOUND = 0.05
@@ -74,12 +83,14 @@ class OnnxPolicy(nn.Module):
 
     Mirrors `VLAPolicy._context` + `head.sample` for a batch of one robot: every camera is
     encoded, absent ones are zeroed and masked out of attention exactly as in torch.
+    `forward` takes the graph inputs positionally, in the order of `self.inputs`.
     """
 
     def __init__(self, policy: nn.Module, robot: str):
         super().__init__()
         self.policy, self.adapter = policy, policy.adapters[robot]
         self.flow = policy.config.head == "flow"
+        self.inputs = input_names(policy.config)
 
     def _encode_images(self, images: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
         """`ImageEncoder.forward` with its adaptive pooling as a fixed matmul: uint8[N, h, w, 3],
@@ -93,9 +104,10 @@ class OnnxPolicy(nn.Module):
         x = x.flatten(2) @ pool.T  # [N, C, G]
         return enc.proj(x.transpose(1, 2)) + enc.position
 
-    def forward(self, state: torch.Tensor, images: torch.Tensor, camera_mask: torch.Tensor,
-                language: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         p, a, cfg = self.policy, self.adapter, self.policy.config
+        x = dict(zip(self.inputs, inputs))
+        state, images, camera_mask, language = x["state"], x["images"], x["camera_mask"], x["language"]
         b, k = camera_mask.shape
         g = cfg.image_grid**2
         flat = images.flatten(0, 1)  # [B K, h, w, 3]
@@ -104,19 +116,21 @@ class OnnxPolicy(nn.Module):
         present = camera_mask.to(encoded.dtype)[:, :, None, None]
         image_tokens = (encoded + a.camera_embed[None, :, None]) * present
         state_mask = torch.ones_like(state, dtype=torch.bool)
-        parts = [p.lang_proj(language)[:, None], image_tokens.flatten(1, 2),
+        language_tokens, language_ignore = p.language_part(language, x.get("language_tokens"),
+                                                           x.get("language_token_mask"))
+        parts = [language_tokens, image_tokens.flatten(1, 2),
                  a.robot_tokens.expand(b, -1, -1), a.state_tokens(state, state_mask),
                  p.action_queries.expand(b, -1, -1)]
-        ignore = [None, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
+        ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
         context = p.trunk(parts, ignore)[:, -cfg.chunk:]
         if not self.flow:
             return p.head.sample(context, a)
-        x, steps = noise, p.head.steps
+        actions, steps = x["noise"], p.head.steps
         dt = 1.0 / steps
         for i in range(steps):
-            t = torch.full((b,), i * dt, dtype=x.dtype)
-            x = x + dt * p.head.velocity(x, t, context, a)
-        return x
+            t = torch.full((b,), i * dt, dtype=actions.dtype)
+            actions = actions + dt * p.head.velocity(actions, t, context, a)
+        return actions
 
 
 def _adaptive_pool_matrix(h: int, w: int, grid: int) -> torch.Tensor:
@@ -132,17 +146,6 @@ def _adaptive_pool_matrix(h: int, w: int, grid: int) -> torch.Tensor:
     return torch.einsum("ai,bj->abij", bins(h), bins(w)).reshape(grid * grid, h * w)
 
 
-@contextlib.contextmanager
-def _no_fastpath() -> Iterator[None]:
-    """The fused TransformerEncoder fast path does not export; turn it off while tracing."""
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(before)
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -151,14 +154,27 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
 
 
-def input_names(flow: bool) -> list[str]:
-    return ["state", "images", "camera_mask", "language"] + (["noise"] if flow else [])
+def input_names(config: PolicyConfig) -> list[str]:
+    """The graph's inputs, in order (see the module docstring)."""
+    tokens = ["language_tokens", "language_token_mask"] if config.language_tokens else []
+    return ["state", "images", "camera_mask", "language", *tokens] + (["noise"] if config.head == "flow" else [])
+
+
+def language_inputs(policy: nn.Module, instructions: Sequence[str]) -> dict[str, np.ndarray]:
+    """The graph's language inputs for every instruction, row i for `instructions[i]` (as
+    `embodied.runtime.bundle.read_language` reads them back)."""
+    inputs = {"language": np.asarray(policy.language(instructions), np.float32)}
+    if policy.config.language_tokens:
+        inputs["language_tokens"], inputs["language_token_mask"] = policy.language.tokens(
+            instructions, policy.config.language_tokens)
+    return inputs
 
 
 def heldout_inputs(n: int, state_dim: int, action_dim: int, cameras: int, image_hw: tuple[int, int], chunk: int,
-                   embeddings: np.ndarray, flow: bool, seed: int = 0) -> list[dict[str, np.ndarray]]:
+                   language: dict[str, np.ndarray], flow: bool, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """`n` synthetic held-out graph inputs: normalized states ~ N(0, 1), smooth random images,
-    random camera subsets (at least one present), the exported instructions in turn."""
+    random camera subsets (at least one present), the exported instructions' `language_inputs`
+    in turn."""
     rng = np.random.default_rng(seed)
     h, w = image_hw
     out = []
@@ -168,8 +184,9 @@ def heldout_inputs(n: int, state_dim: int, action_dim: int, cameras: int, image_
         images = np.clip(images + rng.normal(0, 12, images.shape), 0, 255).astype(np.uint8)
         mask = rng.random((1, cameras)) < 0.8
         mask[0, rng.integers(cameras)] = True
+        instruction = i % len(language["language"])
         feed = {"state": rng.standard_normal((1, state_dim)).astype(np.float32), "images": images,
-                "camera_mask": mask, "language": embeddings[i % len(embeddings)][None].astype(np.float32)}
+                "camera_mask": mask, **{name: rows[instruction][None] for name, rows in language.items()}}
         if flow:
             feed["noise"] = rng.standard_normal((1, chunk, action_dim)).astype(np.float32)
         out.append(feed)
@@ -179,19 +196,20 @@ def heldout_inputs(n: int, state_dim: int, action_dim: int, cameras: int, image_
 def export_onnx(policy: nn.Module, robot: str, path: Path, image_hw: tuple[int, int]) -> Path:
     """Trace robot `robot`'s slice of `policy` to an fp32 ONNX file at `path`."""
     a, cfg = policy.adapters[robot], policy.config
-    flow = cfg.head == "flow"
     module = OnnxPolicy(policy, robot).eval()
-    k = len(a.cameras)
-    args = (torch.zeros(1, a.state_dim), torch.zeros(1, k, *image_hw, 3, dtype=torch.uint8),
-            torch.ones(1, k, dtype=torch.bool), torch.zeros(1, policy.language.dim))
-    if flow:
-        args = args + (torch.zeros(1, cfg.chunk, a.action_dim),)
+    k, length, dim = len(a.cameras), cfg.language_tokens, policy.language.dim
+    examples = {"state": torch.zeros(1, a.state_dim), "images": torch.zeros(1, k, *image_hw, 3, dtype=torch.uint8),
+                "camera_mask": torch.ones(1, k, dtype=torch.bool), "language": torch.zeros(1, dim),
+                "language_tokens": torch.zeros(1, length, dim),
+                "language_token_mask": torch.ones(1, length, dtype=torch.bool),
+                "noise": torch.zeros(1, cfg.chunk, a.action_dim)}
+    args = tuple(examples[name] for name in module.inputs)
     tmp = path.with_suffix(".tmp")
-    with torch.no_grad(), _no_fastpath(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings():
         # shapes are fixed by design (batch of one, the RobotSpec's image size): the tracer's
         # warnings about Python values treated as constants do not apply
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(module, args, str(tmp), input_names=input_names(flow), output_names=["actions"],
+        torch.onnx.export(module, args, str(tmp), input_names=module.inputs, output_names=["actions"],
                           opset_version=OPSET, dynamo=False)
     os.replace(tmp, path)
     return path
@@ -203,7 +221,7 @@ def torch_outputs(policy: nn.Module, robot: str, feeds: Sequence[dict[str, np.nd
     outs = []
     with torch.no_grad():
         for f in feeds:
-            outs.append(module(*(torch.from_numpy(f[k]) for k in input_names(module.flow))).numpy())
+            outs.append(module(*(torch.from_numpy(f[k]) for k in module.inputs)).numpy())
     return np.concatenate(outs)
 
 
@@ -215,7 +233,8 @@ def export_bundle(policy_path: str | os.PathLike, robot: str, out: str | os.Path
     """Write the bundle of `robot` from the checkpoint (or run folder) `policy_path` to `out`.
 
     Args:
-        instructions: the instructions the bundle serves; their embeddings are stored.
+        instructions: the instructions the bundle serves; their embeddings (sentence, and
+            tokens for token-level policies) are stored.
         quantize_int8: also write the int8 model, choosing the recipe by measured error.
         bound: largest accepted relative error of int8 vs fp32 (normalized actions).
         force: write an int8 model past `bound` or failing `gate` anyway (recorded in the manifest).
@@ -299,16 +318,18 @@ def _check_target(out: Path) -> None:
 
 def _write_fp32(policy: nn.Module, robot: str, work: Path, instructions: list[str], image_hw: tuple[int, int],
                 heldout: int, threads: int, seed: int, source: str) -> tuple[dict[str, Any], Feeds]:
-    """Language embeddings and the fp32 graph into `work`; the manifest so far, and the synthetic
+    """Language inputs and the fp32 graph into `work`; the manifest so far, and the synthetic
     held-out inputs (parity with torch measured on them)."""
     spec, adapter, cfg = robots.load(robot), policy.adapters[robot], policy.config
     flow = cfg.head == "flow"
-    embeddings = np.asarray(policy.language(instructions), np.float32)
-    with open(work / LANGUAGE, "wb") as f:
-        np.save(f, embeddings)
+    language = language_inputs(policy, instructions)
+    files = {"language": LANGUAGE, "language_tokens": LANGUAGE_TOKENS, "language_token_mask": LANGUAGE_TOKEN_MASK}
+    for name, rows in language.items():
+        with open(work / files[name], "wb") as f:
+            np.save(f, rows)
     fp32 = export_onnx(policy, robot, work / FP32, image_hw)
     synthetic = heldout_inputs(heldout, adapter.state_dim, adapter.action_dim, len(adapter.cameras), image_hw,
-                               cfg.chunk, embeddings, flow, seed)
+                               cfg.chunk, language, flow, seed)
     parity = relative_error(run_all(fp32, synthetic), torch_outputs(policy, robot, synthetic))
     stats = policy.normalizer.robot_dict(robot)
     manifest = {
@@ -317,14 +338,18 @@ def _write_fp32(policy: nn.Module, robot: str, work: Path, instructions: list[st
         "chunk": cfg.chunk, "state_dim": adapter.state_dim, "action_dim": adapter.action_dim,
         "cameras": [{"name": c.name, "height": c.height, "width": c.width} for c in spec.cameras],
         "image_shape": [*image_hw, 3],
-        "inputs": input_names(flow), "outputs": ["actions"],
+        "inputs": input_names(cfg), "outputs": ["actions"],
         "normalization": {"mode": policy.normalizer.mode, "state": stats["state"], "actions": stats["actions"],
                           "sha256": policy.normalizer.robot_hash(robot), "where": "runtime (numpy), not in the graph"},
         "language": {"encoder": policy.language.identity, "file": LANGUAGE, "instructions": instructions,
-                     "dim": int(embeddings.shape[1])},
+                     "dim": int(language["language"].shape[1])},
         "models": {"fp32": _file_entry(fp32) | {"vs_torch_relative_error": parity}},
         "latency_ms": {"fp32": latency_ms(fp32, synthetic[0], threads)},
     }
+    if cfg.language_tokens:
+        manifest["language"]["tokens"] = {"length": cfg.language_tokens,
+                                          "embeddings": _file_entry(work / LANGUAGE_TOKENS),
+                                          "mask": _file_entry(work / LANGUAGE_TOKEN_MASK)}
     return manifest, synthetic
 
 
@@ -339,14 +364,14 @@ def _write_int8(manifest: dict[str, Any], work: Path, synthetic: Feeds,
     robot, gate = manifest["robot"], manifest["gate"]
     measure, calib = synthetic, None
     if calibration is not None:
-        bundle = Bundle(work, manifest, np.load(work / LANGUAGE))
+        bundle = Bundle(work, manifest, read_language(work, manifest))
         engine = PolicyEngine(bundle, precision="fp32", seed=calibration.seed)
         feeds = engine_feeds(engine, dataset_observations(calibration, robot, bundle.instructions))
         calib, measure = feeds[:calibration.frames], feeds[calibration.frames:]
         gate |= {"heldout": len(measure), "metric": "||int8 - fp32|| / ||fp32|| over normalized action chunks of "
                  f"{len(measure)} frames of {calibration.data} held out from calibration"}
     found = candidates(work / FP32, work, recipes, measure, calib, threads)
-    best = choose(found)
+    best = choose(found, bound)
     for c in found:
         if c is not best:
             c.path.unlink()
@@ -361,7 +386,7 @@ def _write_int8(manifest: dict[str, Any], work: Path, synthetic: Feeds,
     manifest["models"]["int8"] = _file_entry(work / INT8) | {
         "recipe": best.recipe.to_dict(), "relative_error": err,
         "candidates": [c.to_dict(c is best) for c in found],
-        "choice": f"lowest relative error; within {TIE} of it, lowest latency",
+        "choice": f"lowest latency among relative error <= {HEADROOM} x bound {bound}; else lowest error",
         "calibration": calibration.to_dict() if calibration else "none (no --calibration-data): dynamic recipes only",
         "size_ratio": fp32_bytes / (work / INT8).stat().st_size}
     manifest["latency_ms"]["int8"] = latency_ms(work / INT8, synthetic[0], threads)

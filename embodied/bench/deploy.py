@@ -129,7 +129,7 @@ def _ratios(rounds: dict[str, list[dict[str, Any]]], models: dict[str, Any]) -> 
 
 
 def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_data: str | None = None,
-        calls: int = 200, warmup: int = 20, threads: int = 2, rounds: int = 3, cache: str | None = None,
+        calls: int = 200, warmup: int = 20, threads: int = 1, rounds: int = 3, cache: str | None = None,
         loop: LoopBench | None = LoopBench(), blackbox_dir: str | Path = "out/bench") -> dict[str, Any]:
     """Export `policy` for `robot` to a temporary bundle, time the three runtimes and (unless
     `loop` is None) run the deploy loop, its black boxes written to `blackbox_dir`; the summary."""

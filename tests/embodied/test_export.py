@@ -1,4 +1,5 @@
-"""`embodied export`: a tiny checkpoint -> ONNX bundle; parity with torch; the int8 gate."""
+"""`embodied export`: a tiny checkpoint -> ONNX bundle; parity with torch; the int8 gate;
+token-level and pooled language."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from embodied.policy import LanguageEncoder, Observation, VLAPolicy, preset, sav
 from embodied.policy.normalizer import Normalizer
 from embodied.runtime import PolicyEngine, load_bundle
 
-INSTRUCTIONS = ["pick up the red cube", "push the blue cube"]
+INSTRUCTIONS = ["pick up the red cube", "push the blue cube"]  # 7 and 6 tokens: padded to the tiny preset's 8
 ROBOTS = ("so100", "panda")
 
 
@@ -47,7 +48,7 @@ def language(request) -> LanguageEncoder:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, language):
-    """A tiny l1 checkpoint exported through the CLI with --quantize int8."""
+    """A tiny l1 checkpoint (token-level language) exported through the CLI with --quantize int8."""
     root = tmp_path_factory.mktemp("export")
     policy = tiny_policy(language)
     save_checkpoint(policy, root / "run" / "last")
@@ -61,9 +62,16 @@ def exported(tmp_path_factory, language):
 def test_bundle_layout_and_manifest(exported):
     _, bundle = exported
     m = json.loads((bundle / "manifest.json").read_text())
-    assert sorted(p.name for p in bundle.iterdir()) == ["language.npy", "manifest.json", "policy_fp32.onnx",
+    assert sorted(p.name for p in bundle.iterdir()) == ["language.npy", "language_token_mask.npy",
+                                                        "language_tokens.npy", "manifest.json", "policy_fp32.onnx",
                                                         "policy_int8.onnx"]
     assert m["robot"] == "so100" and m["chunk"] == 4 and m["language"]["instructions"] == INSTRUCTIONS
+    assert m["inputs"] == ["state", "images", "camera_mask", "language", "language_tokens", "language_token_mask"]
+    tokens = m["language"]["tokens"]
+    assert tokens["length"] == 8 and [tokens[k]["file"] for k in ("embeddings", "mask")] == [
+        "language_tokens.npy", "language_token_mask.npy"]
+    assert np.load(bundle / "language_tokens.npy").shape == (2, 8, 384)
+    assert np.load(bundle / "language_token_mask.npy").sum(1).tolist() == [7, 6]
     assert [c["name"] for c in m["cameras"]] == ["front", "wrist"] and m["image_shape"] == [96, 96, 3]
     assert m["gate"]["sim_gate"] == "not run" and m["gate"]["passed"] and not m["gate"]["forced"]
     i8 = m["models"]["int8"]
@@ -91,7 +99,7 @@ def test_int8_within_bound_on_new_heldout_inputs(exported):
     b = load_bundle(bundle)
     m = b.manifest
     assert m["models"]["int8"]["relative_error"] <= m["gate"]["bound"] == 0.05
-    feeds = heldout_inputs(12, 6, 6, 2, (96, 96), 4, b.embeddings, flow=False, seed=123)  # not the selection set
+    feeds = heldout_inputs(12, 6, 6, 2, (96, 96), 4, b.language, flow=False, seed=123)  # not the selection set
     err = relative_error(run_all(b.model_path("int8"), feeds), run_all(b.model_path("fp32"), feeds))
     assert err <= 0.05
 
@@ -146,3 +154,49 @@ def test_pool_grid_that_does_not_divide_the_feature_map(tmp_path, language):
     o = Observation("so100", INSTRUCTIONS[0], o.state, o.images)
     assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
     assert relative_error(engine.infer(o).actions, policy.act(o).actions) < 1e-4
+
+
+def test_graph_reads_the_token_mask(exported):
+    """Padding is masked inside the graph: what lies there does not matter, the mask does."""
+    _, bundle = exported
+    b = load_bundle(bundle)
+    feed = heldout_inputs(1, 6, 6, 2, (96, 96), 4, b.language, flow=False)[0]
+    assert not feed["language_token_mask"][0, -1]
+    reference = run_all(b.model_path("fp32"), [feed])
+    noisy = dict(feed, language_tokens=feed["language_tokens"].copy())
+    noisy["language_tokens"][0, -1] = 10.0
+    np.testing.assert_allclose(run_all(b.model_path("fp32"), [noisy]), reference, atol=1e-6)
+    unmasked = dict(noisy, language_token_mask=np.ones_like(feed["language_token_mask"]))
+    assert relative_error(run_all(b.model_path("fp32"), [unmasked]), reference) > 1e-3
+
+
+def test_trained_token_level_policy_exports_exactly(tmp_path, language):
+    policy = tiny_policy(language).train()
+    assert policy.config.language_tokens == 8
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-2)
+    for o in observations(6, seed=2):
+        batch = policy.observation_batch(o) | {"actions": torch.randn(1, 4, 6),
+                                               "action_valid": torch.ones(1, 4, dtype=torch.bool),
+                                               "action_mask": torch.ones(1, 6, dtype=torch.bool)}
+        loss = policy(batch)["loss"]
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy.eval()
+    m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS, heldout=2)
+    assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
+    engine = PolicyEngine(tmp_path / "b")
+    for o in observations(2, seed=3):
+        assert relative_error(engine.infer(o).actions, policy.act(o).actions) < 1e-4
+
+
+def test_pooled_policy_bundle_has_no_token_inputs(tmp_path, language):
+    policy = tiny_policy(language, language_tokens=0)
+    m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS, heldout=2)
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["language.npy", "manifest.json", "policy_fp32.onnx"]
+    assert m["inputs"] == ["state", "images", "camera_mask", "language"] and "tokens" not in m["language"]
+    assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
+    engine = PolicyEngine(tmp_path / "b")
+    for o in observations(2):
+        assert relative_error(engine.infer(o).actions, policy.act(o).actions) < 1e-4

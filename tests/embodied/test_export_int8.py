@@ -35,8 +35,9 @@ def store(tmp_path_factory) -> Path:
     return path
 
 
-def test_static_candidates_compete_on_held_out_dataset_frames(tmp_path, store, policy):
-    cal = Calibration(str(store), frames=8, heldout=4)
+@pytest.mark.parametrize("kind", ["policy", "pooled_policy"])
+def test_static_candidates_compete_on_held_out_dataset_frames(tmp_path, store, request, kind):
+    policy, cal = request.getfixturevalue(kind), Calibration(str(store), frames=8, heldout=4)
     m = export_policy(policy, "so100", tmp_path / "b", TASKS[:1], quantize_int8=True, bound=1.0, heldout=4,
                       recipes=(DYNAMIC_RECIPES[0], STATIC_RECIPES[0]), calibration=cal)
     i8 = m["models"]["int8"]
@@ -48,7 +49,8 @@ def test_static_candidates_compete_on_held_out_dataset_frames(tmp_path, store, p
     assert i8["recipe"]["name"] == chosen["recipe"] and i8["relative_error"] == chosen["relative_error"]
     assert i8["calibration"] == {"data": str(store), "frames": 8, "heldout": 4, "seed": 0}
     assert m["gate"]["heldout"] == 4 and "held out from calibration" in m["gate"]["metric"]
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["language.npy", "manifest.json",
+    tokens = ["language_token_mask.npy", "language_tokens.npy"] if kind == "policy" else []
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["language.npy", *tokens, "manifest.json",
                                                                   "policy_fp32.onnx", "policy_int8.onnx"]
     engine = PolicyEngine(load_bundle(tmp_path / "b", "so100"), precision="int8")
     obs = dataset_observations(cal, "so100", TASKS[:1])[0]
@@ -88,10 +90,11 @@ def test_calibration_data_that_cannot_serve_is_refused(tmp_path, store):
         dataset_observations(Calibration(str(tmp_path)), "so100", TASKS)
 
 
-def test_choice_prefers_accuracy_then_latency_within_a_tie():
+def test_choice_is_the_fastest_candidate_well_inside_the_bound():
     def cand(name: str, err: float, ms: float) -> Candidate:
         return Candidate(Recipe(name), Path(name), err, ms)
 
-    found = [cand("accurate_slow", 0.010, 3.0), cand("close_fast", 0.013, 2.0), cand("fastest_bad", 0.04, 1.0)]
-    assert choose(found).recipe.name == "close_fast"
-    assert choose(found, tie=0.001).recipe.name == "accurate_slow"
+    found = [cand("accurate_slow", 0.010, 3.0), cand("close_fast", 0.02, 2.0), cand("fastest_bad", 0.04, 1.0)]
+    assert choose(found, bound=0.05).recipe.name == "close_fast"  # 0.04 is past half the bound
+    assert choose(found, bound=0.1).recipe.name == "fastest_bad"
+    assert choose(found, bound=0.015).recipe.name == "accurate_slow"  # none within 0.0075: the most accurate

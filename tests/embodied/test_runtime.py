@@ -22,8 +22,7 @@ from embodied.runtime import (AsyncScheduler, BundleMismatch, CorruptBundle, Ens
 INSTRUCTION = "pick up the red cube"
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, request) -> Path:
+def export_tiny(root: Path, language_tokens: int, cache: Path) -> Path:
     """A tiny so100 bundle (fp32 + int8), built with the torch-side exporter."""
     import torch
 
@@ -35,11 +34,24 @@ def bundle(tmp_path_factory, request) -> Path:
     torch.manual_seed(0)
     stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
                           np.ones(6, np.float32), 10) for k in ("state", "actions")}
-    language = LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
-    policy = VLAPolicy.for_robots(preset("tiny"), ["so100"], language, Normalizer({"so100": stats}))
-    out = tmp_path_factory.mktemp("runtime") / "so100"
+    language = LanguageEncoder(cache_dir=cache)
+    config = preset("tiny", language_tokens=language_tokens)
+    policy = VLAPolicy.for_robots(config, ["so100"], language, Normalizer({"so100": stats}))
+    out = root / "so100"
     export_policy(policy, "so100", out, [INSTRUCTION], quantize_int8=True, heldout=4, force=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, request) -> Path:
+    """Of a token-level policy (8 language tokens, the tiny preset's)."""
+    return export_tiny(tmp_path_factory.mktemp("tokens"), 8, request.config.cache.mkdir("minilm_embeddings"))
+
+
+@pytest.fixture(scope="module")
+def pooled_bundle(tmp_path_factory, request) -> Path:
+    """Of a policy reading the pooled sentence embedding as its one language token."""
+    return export_tiny(tmp_path_factory.mktemp("pooled"), 0, request.config.cache.mkdir("minilm_embeddings"))
 
 
 def obs(robot: str = "so100", instruction: str = INSTRUCTION, cams=("front", "wrist"), n: int = 6) -> Observation:
@@ -57,7 +69,9 @@ def edit_manifest(path: Path, **changes) -> None:
 
 
 # --- bundle and engine -----------------------------------------------------------------------
-def test_engine_infers_in_robot_units_and_measures_latency(bundle):
+@pytest.mark.parametrize("kind", ["bundle", "pooled_bundle"])
+def test_engine_infers_in_robot_units_and_measures_latency(request, kind):
+    bundle = request.getfixturevalue(kind)
     engine = PolicyEngine(bundle, threads=1)
     assert engine.precision == "int8" and engine.chunk == 4
     chunk = engine.infer(obs())
@@ -125,6 +139,34 @@ def test_corrupt_or_incomplete_bundle_is_refused(bundle, tmp_path):
         load_bundle(path)
     (path / "manifest.json").unlink()
     with pytest.raises(CorruptBundle, match="manifest.json is missing"):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("file", ["language_tokens.npy", "language_token_mask.npy"])
+def test_altered_language_token_file_is_refused(bundle, tmp_path, file):
+    path = copy(bundle, tmp_path)
+    data = bytearray((path / file).read_bytes())
+    data[-1] ^= 0x01  # still an array of the right shape: its recorded sha256 tells
+    (path / file).write_bytes(bytes(data))
+    with pytest.raises(CorruptBundle, match=f"{file} does not match its recorded sha256.*export the bundle again"):
+        load_bundle(path)
+
+
+@pytest.mark.parametrize("file", ["language.npy", "language_tokens.npy", "language_token_mask.npy"])
+def test_missing_language_file_is_refused(bundle, tmp_path, file):
+    path = copy(bundle, tmp_path)
+    (path / file).unlink()
+    with pytest.raises(CorruptBundle, match=f"{file} is missing; export the bundle again"):
+        load_bundle(path)
+
+
+def test_language_token_shapes_must_match_the_manifest(bundle, tmp_path):
+    path = copy(bundle, tmp_path)
+    m = json.loads((path / "manifest.json").read_text())
+    m["language"]["tokens"]["length"] = 16
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(CorruptBundle, match=r"language_tokens.npy holds float32\[1, 8, 384\], expected "
+                                            r"float32\[1, 16, 384\]"):
         load_bundle(path)
 
 
@@ -206,7 +248,9 @@ def test_async_scheduler_holds_when_starved_and_reraises():
 
 
 # --- import boundary ---------------------------------------------------------------------------
-def test_runtime_never_imports_torch(bundle):
+@pytest.mark.parametrize("kind", ["bundle", "pooled_bundle"])
+def test_runtime_never_imports_torch(request, kind):
+    bundle = request.getfixturevalue(kind)
     code = f"""
 import sys
 import numpy as np

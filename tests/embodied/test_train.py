@@ -56,7 +56,7 @@ def test_train_writes_checkpoints_and_curves(run, cache):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(math.isfinite(float(r["loss"])) for r in rows)
     assert {"loss/so100", "loss/koch"} <= set(rows[0])
     policy = load_checkpoint(out / "last", robots_needed=["so100", "koch"])
-    assert policy.normalizer.stats["koch"]["actions"].dim == 6
+    assert policy.normalizer.stats["koch"]["actions"].dim == 6 and policy.config.language_tokens == 8
     assert torch.load(out / "last" / "train_state.pt", weights_only=False)["step"] == 4
 
 
@@ -73,6 +73,18 @@ def test_resume_continues_exactly(tmp_path, stores, cache, preload):
         train(config(tmp_path / "b", stores, cache, preset="small", steps=6, preload=preload))
     with pytest.raises(ResumeMismatch, match="already holds a run"):
         train(config(tmp_path / "b", stores, cache, resume=False, preload=preload))
+
+
+def test_resume_keeps_the_architecture_the_run_started_with(tmp_path, stores, cache):
+    """A run saved before `language_tokens` existed (pooled language) resumes pooled, whatever its preset says now."""
+    out = tmp_path / "old"
+    train(config(out, stores, cache, steps=2))
+    saved = json.loads((out / "last" / "config.json").read_text())
+    del saved["language_tokens"]
+    (out / "last" / "config.json").write_text(json.dumps(saved))
+    assert train(config(out, stores, cache, steps=3))["steps"] == 3
+    assert load_checkpoint(out / "last").config.language_tokens == 0
+    assert json.loads((out / "train_config.json").read_text())["policy"]["language_tokens"] == 0
 
 
 def test_torchrun_two_processes(tmp_path, stores, cache):

@@ -9,8 +9,9 @@ def loss(policy, batch, seed=0):
 
 
 @pytest.mark.parametrize("head", ["l1", "flow"])
-def test_mixed_robot_batch_shapes(make_policy, make_batch, head):
-    policy, batch = make_policy(head=head), make_batch()
+@pytest.mark.parametrize("language_tokens", [0, 8])
+def test_mixed_robot_batch_shapes(make_policy, make_batch, head, language_tokens):
+    policy, batch = make_policy(head=head, language_tokens=language_tokens), make_batch()
     out = policy(batch)
     assert set(out) == {"loss", "loss/so100", "loss/panda"} and out["loss"].ndim == 0
     pred = policy.predict(batch, generator=torch.Generator().manual_seed(0))
@@ -51,6 +52,32 @@ def test_language_changes_features_and_actions(make_policy, make_batch, language
     red, blue = (torch.from_numpy(language([f"pick up the {c} cube"])) for c in ("red", "blue"))
     image = batch["images"][0, :1]
     assert not torch.allclose(policy.image(image, red), policy.image(image, blue))  # FiLM
+
+
+def trunk_language(policy, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The language part of the trunk's tokens on `batch`, and its ignore mask."""
+    seen = []
+    hook = policy.trunk.register_forward_pre_hook(lambda module, args: seen.append((args[0][0], args[1][0])))
+    try:
+        policy.predict(batch)
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def test_language_tokens_enter_the_trunk_with_padding_masked(make_policy, make_batch, language, monkeypatch):
+    policy, batch = make_policy(language_tokens=8).eval(), make_batch()
+    tokens, mask = language.tokens(batch["instruction"], 8)
+    assert (~mask).any()  # "push the blue cube" is padded
+    part, ignore = trunk_language(policy, batch)
+    assert part.shape == (3, 8, 32) and torch.equal(ignore, torch.from_numpy(~mask))
+    before = policy.predict(batch)
+    padded = tokens.copy()
+    padded[~mask] = 10.0
+    monkeypatch.setattr(language, "tokens", lambda texts, length: (padded, mask))
+    assert torch.allclose(policy.predict(batch), before, atol=1e-6)  # what lies at the padding does not matter
+    part, ignore = trunk_language(make_policy(language_tokens=0).eval(), batch)
+    assert part.shape == (3, 1, 32) and ignore is None  # one pooled sentence token
 
 
 @pytest.mark.parametrize("head", ["l1", "flow"])
