@@ -145,11 +145,13 @@ class ServoBus:
         return int.from_bytes(self._read_bytes(servo_id, address, size, what), "little")
 
     # --- groups ------------------------------------------------------------------------
-    def sync_read(self, reg: Reg, ids: Sequence[int] | None = None) -> dict[int, int]:
-        """{id: value of `reg`} for `ids` (all servos by default), in one sync read."""
+    def sync_read(self, reg: Reg, ids: Sequence[int] | None = None,
+                  give_up_at: float | None = None) -> dict[int, int]:
+        """{id: value of `reg`} for `ids` (all servos by default), in one sync read (lost
+        replies asked again only until `give_up_at`, see `Link.request`)."""
         ids = list(self.ids if ids is None else ids)
         register = self._common_register(reg, ids)
-        statuses = self._sync_read(register.address, register.size, ids, reg.name)
+        statuses = self._sync_read(register.address, register.size, ids, reg.name, give_up_at)
         return {i: register.decode(statuses[i].params) for i in ids}
 
     def sync_write(self, reg: Reg, values: Mapping[int, int]) -> None:
@@ -159,21 +161,23 @@ class ServoBus:
         data = {i: register.encode(int(v)) for i, v in values.items()}
         link.send(self.codec.sync_write(register.address, register.size, data))
 
-    def _sync_read(self, address: int, length: int, ids: list[int], what: str) -> dict[int, Status]:
+    def _sync_read(self, address: int, length: int, ids: list[int], what: str,
+                   give_up_at: float | None = None) -> dict[int, Status]:
         link = self._connected(f"sync read {what}")
         statuses = link.request(lambda missing: self.codec.sync_read(address, length, missing), ids, length,
-                                f"a sync read of {what}")
+                                f"a sync read of {what}", give_up_at)
         for status in statuses.values():
             self._check(status)
         return statuses
 
     # --- robot-level -------------------------------------------------------------------
-    def read_state(self) -> BusState:
+    def read_state(self, give_up_at: float | None = None) -> BusState:
         """Positions, velocities, loads, voltages, temperatures and error bits of every servo:
-        one sync read per block of adjacent registers (one per cycle on STS3215 and X series)."""
+        one sync read per block of adjacent registers (one per cycle on STS3215 and X series).
+        Lost replies are asked again only until `give_up_at` (see `Link.request`)."""
         ids = list(self.ids)
         data: dict[Block, dict[int, Status]] = {
-            b: self._sync_read(b.address, b.length, ids, "the servo state") for b in self._state_blocks}
+            b: self._sync_read(b.address, b.length, ids, "the servo state", give_up_at) for b in self._state_blocks}
         stamp = time.monotonic()
         n = len(ids)
         pos, vel, load, volt, temp = (np.zeros(n) for _ in range(5))

@@ -5,6 +5,11 @@ The vendor SDKs wait ~34 ms for a silent servo (a 16 ms USB latency allowance pl
 longer than a whole 30 Hz control tick. Here an attempt waits for the bytes on the wire
 (request and replies, 10 bits per byte), each servo's status return delay, and a fixed
 margin for the OS and the adapter's latency timer (1 ms when set as transport.py says).
+
+A control loop also bounds a request in time (`give_up_at`): at 50 Hz a reply held back
+20 ms outlasts three attempts and the whole tick with them, so the loop asks again only
+while its tick can afford it, and otherwise lets the fault monitor hold through the lost
+read.
 """
 
 from __future__ import annotations
@@ -68,9 +73,12 @@ class Link:
         """Send a packet that no servo answers (sync write, broadcast)."""
         self.transport.write(packet)
 
-    def request(self, build: Callable[[list[int]], bytes], ids: Sequence[int], data_len: int, what: str) -> dict[int, Status]:
+    def request(self, build: Callable[[list[int]], bytes], ids: Sequence[int], data_len: int, what: str,
+                give_up_at: float | None = None) -> dict[int, Status]:
         """Send `build(ids)` and collect one reply with `data_len` data bytes from each id;
-        ids that stayed silent are asked again (`build(missing)`), up to `timing.retries` times.
+        ids that stayed silent are asked again (`build(missing)`), up to `timing.retries` times
+        and, with `give_up_at` (a `time.monotonic()` value [s]), not past that time: the first
+        attempt always gets its full timeout, later ones are cut short or not sent.
 
         Returns:
             {id: Status} for every id in `ids`.
@@ -84,13 +92,17 @@ class Link:
         missing = list(ids)
         wrong: int | None = None
         garbage: PacketError | None = None
-        timeout = 0.0
-        for _ in range(1 + self.timing.retries):
+        timeout, attempts = 0.0, 0
+        stop = float("inf") if give_up_at is None else give_up_at
+        while attempts <= self.timing.retries and (attempts == 0 or time.monotonic() < stop):
+            attempts += 1
             packet = build(missing)
             timeout = self.timeout(len(packet), data_len, len(missing))
             self.transport.flush_input()
             self.transport.write(packet)
-            found, wrong_now, garbage_now = self._collect(set(missing), data_len, time.monotonic() + timeout)
+            deadline = time.monotonic() + timeout
+            found, wrong_now, garbage_now = self._collect(set(missing), data_len,
+                                                          deadline if attempts == 1 else min(deadline, stop))
             replies.update(found)
             wrong, garbage = wrong_now if wrong_now is not None else wrong, garbage_now or garbage
             missing = [i for i in missing if i not in replies]
@@ -101,7 +113,7 @@ class Link:
             raise WrongServo(missing[0], wrong)
         if garbage is not None:
             raise garbage
-        raise ServoTimeout(missing, what, timeout, 1 + self.timing.retries)
+        raise ServoTimeout(missing, what, timeout, attempts)
 
     def _collect(self, expected: set[int], data_len: int, deadline: float
                  ) -> tuple[dict[int, Status], int | None, PacketError | None]:

@@ -63,8 +63,16 @@ class RunSummary:
     completed: bool
 
 
+READ_SHARE = 0.4  # of a control tick: the longest a step's reads may take, retries included
+
+
 class SafeController:
     """A `ServoBus` driven through a `Monitor`.
+
+    A step's reads (state, and torque enable every few cycles) ask again for lost replies
+    only within `READ_SHARE` of a tick, so a late or lost reply costs that tick's reading
+    (the monitor holds and logs it), not the control rate. Reads outside the loop (`start`)
+    retry in full.
 
     Args:
         bus: a connected bus of `robot`.
@@ -73,15 +81,19 @@ class SafeController:
         safety: overrides `robot.safety` for the default monitor.
         blackbox: black-box log of the default monitor.
         rate_hz: control rate [Hz] (default `robot.control_hz`).
+        read_share: share of a tick a step's reads may take, retries included (None: every
+            retry in full, for a bus whose reply timeout alone is longer than a tick).
         torque_check_every: read torque enable every this many cycles.
         clock: monotonic time [s].
     """
 
     def __init__(self, bus: ServoBus, robot: RobotSpec, monitor: Monitor | None = None,
                  safety: SafetySpec | None = None, blackbox: BlackBox | None = None, rate_hz: float | None = None,
-                 torque_check_every: int = 5, clock: Callable[[], float] = time.monotonic):
+                 read_share: float | None = READ_SHARE, torque_check_every: int = 5,
+                 clock: Callable[[], float] = time.monotonic):
         self.bus, self.robot = bus, robot
         self.rate_hz = rate_hz or robot.control_hz
+        self.read_budget = None if read_share is None else read_share / self.rate_hz  # [s]
         self.monitor = monitor or Monitor(robot, safety, self.rate_hz, blackbox, clock)
         self.safety = self.monitor.safety
         self.limits = self.monitor.limits
@@ -122,13 +134,15 @@ class SafeController:
     def step(self, target_rad: np.ndarray) -> Step:
         """Read, check, react, write. `target_rad` in servo order; NaN entries hold."""
         started, missed = self.clock(), self.bus.missed_replies
+        # the bus's clock, not `clock`
+        give_up_at = None if self.read_budget is None else time.monotonic() + self.read_budget
         state, error = None, ""
         try:
-            state = self.bus.read_state()
+            state = self.bus.read_state(give_up_at)
         except BridgeError as e:
             error = f"{type(e).__name__}: {e}"
         read_s = self.clock() - started
-        torque = self._read_torque(state)
+        torque = self._read_torque(state, give_up_at)
         reading = Reading(self.clock(), state, error, max(0, self.bus.missed_replies - missed), read_s, torque,
                           self.command, self.torque_on, self._at_rest)
         verdict = self.monitor.check(reading)
@@ -156,14 +170,14 @@ class SafeController:
         beyond = int(np.count_nonzero((sent < self.limits.low) | (sent > self.limits.high)))
         return Step(verdict, sent, state, beyond)
 
-    def _read_torque(self, state: BusState | None) -> np.ndarray | None:
+    def _read_torque(self, state: BusState | None, give_up_at: float | None) -> np.ndarray | None:
         if state is None:
             self._check_torque = True
             return None
         if not (self._check_torque or self.cycles % self.torque_check_every == 0):
             return None
         try:
-            values = self.bus.sync_read(Reg.TORQUE_ENABLE)
+            values = self.bus.sync_read(Reg.TORQUE_ENABLE, give_up_at=give_up_at)
         except BridgeError:
             return None
         self._check_torque = False
