@@ -122,7 +122,7 @@ class OnnxPolicy(nn.Module):
                  a.robot_tokens.expand(b, -1, -1), a.state_tokens(state, state_mask),
                  p.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
-        context = p.trunk(parts, ignore)[:, -cfg.chunk:]
+        context = p.trunk(parts, ignore, keep_last=cfg.chunk)
         if not self.flow:
             return p.head.sample(context, a)
         actions, steps = x["noise"], p.head.steps

@@ -160,7 +160,7 @@ class VLAPolicy(nn.Module):
         parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,
                  self.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
-        return self.trunk(parts, ignore)[:, -cfg.chunk:]
+        return self.trunk(parts, ignore, keep_last=cfg.chunk)
 
     # --- training and inference -----------------------------------------------------------
     def forward(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

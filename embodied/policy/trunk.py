@@ -43,14 +43,21 @@ class SelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x float32[B, T, d], bias float32[B, 1, 1, T] (0 or -inf per key) -> float32[B, T, d]."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """x float32[B, T, d], bias float32[B, 1, 1, T] (0 or -inf per key) -> float32[B, Q, d]:
+        the outputs of the last Q = `queries` tokens (None: all T), attending to all T."""
         b, t, d = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, t, 3 * self.heads, d // self.heads)
-        q, k, v = qkv.transpose(1, 2).split(self.heads, dim=1)  # each [B, h, T, d/h]
+        h, dh = self.heads, d // self.heads
+        if queries is None:
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, t, 3 * h, dh)
+            q, k, v = qkv.transpose(1, 2).split(h, dim=1)  # each [B, h, T, d/h]
+        else:
+            w, c = self.in_proj_weight, self.in_proj_bias
+            q = F.linear(x[:, -queries:], w[:d], c[:d]).view(b, queries, h, dh).transpose(1, 2)
+            k, v = F.linear(x, w[d:], c[d:]).view(b, t, 2 * h, dh).transpose(1, 2).split(h, dim=1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                              dropout_p=self.dropout if self.training else 0.0)
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
+        return self.out_proj(out.transpose(1, 2).reshape(b, q.shape[2], d))
 
 
 class Block(nn.Module):
@@ -65,8 +72,10 @@ class Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.self_attn(self.norm1(x), bias))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """x float32[B, T, d] -> float32[B, Q, d], the last Q = `queries` tokens (None: all T)."""
+        attended = self.self_attn(self.norm1(x), bias, queries)
+        x = (x if queries is None else x[:, -queries:]) + self.dropout(attended)
         return x + self.dropout(self.linear2(self.dropout(F.gelu(self.linear1(self.norm2(x))))))
 
 
@@ -78,12 +87,17 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(Block(config) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.width)
 
-    def forward(self, x: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
-        """x float32[B, T, d], ignore bool[B, T] (True: a key no token attends to)."""
+    def forward(self, x: torch.Tensor, ignore: torch.Tensor, keep_last: int | None = None) -> torch.Tensor:
+        """x float32[B, T, d], ignore bool[B, T] (True: a key no token attends to) ->
+        float32[B, T, d], or only the last `keep_last` tokens' outputs [B, keep_last, d].
+
+        Nothing reads the other outputs of the last layer, so with `keep_last` it computes
+        queries, attention output and MLP for those tokens alone (keys and values for all)."""
         bias = torch.zeros(ignore.shape, dtype=x.dtype, device=x.device).masked_fill(ignore, float("-inf"))
         bias = bias[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, bias)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, bias, keep_last if i == last else None)
         return self.norm(x)
 
 
@@ -95,16 +109,19 @@ class Trunk(nn.Module):
         self.encoder = Encoder(config)
         self.type_embed = nn.Parameter(torch.randn(len(TOKEN_TYPES), config.width) * 0.02)
 
-    def forward(self, parts: Sequence[torch.Tensor], ignore: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    def forward(self, parts: Sequence[torch.Tensor], ignore: Sequence[torch.Tensor | None],
+                keep_last: int | None = None) -> torch.Tensor:
         """Args:
             parts: one float32[B, T_i, d] per entry of TOKEN_TYPES, in that order.
             ignore: per part, bool[B, T_i] (True: a token no other token attends to) or None.
+            keep_last: return only the outputs of the last this many tokens (the action
+                queries), computed alone in the last layer; None: every token's.
 
         Returns:
-            float32[B, T, d], T = sum of T_i.
+            float32[B, T, d], T = sum of T_i (or keep_last).
         """
         b = parts[0].shape[0]
         tokens = torch.cat([x + self.type_embed[i] for i, x in enumerate(parts)], dim=1)
         mask = torch.cat([m if m is not None else torch.zeros(b, x.shape[1], dtype=torch.bool, device=x.device)
                           for x, m in zip(parts, ignore)], dim=1)
-        return self.encoder(tokens, mask)
+        return self.encoder(tokens, mask, keep_last)

@@ -32,3 +32,16 @@ def test_trunk_matches_torch_transformer_encoder(training):
     # the ignored keys matter: unmasking them changes the outputs
     with torch.no_grad():
         assert not torch.allclose(trunk.encoder(x, torch.zeros_like(ignore))[1], got[1], atol=1e-4)
+
+
+def test_keeping_the_last_tokens_computes_exactly_their_outputs():
+    torch.manual_seed(1)
+    cfg = preset("tiny", width=32, heads=4, depth=2)
+    trunk = Trunk(cfg).eval()
+    parts = [torch.randn(2, n, cfg.width) for n in (3, 8, 1, 1, 4)]
+    ignore = [None, torch.tensor([[False] * 4 + [True] * 4, [False] * 8]), None, None, None]
+    with torch.no_grad():
+        full = trunk(parts, ignore)
+        kept = trunk(parts, ignore, keep_last=4)
+    assert full.shape == (2, 17, cfg.width) and kept.shape == (2, 4, cfg.width)
+    torch.testing.assert_close(kept, full[:, -4:], rtol=1e-5, atol=1e-5)
