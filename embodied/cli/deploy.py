@@ -91,6 +91,7 @@ def _hardware(args: argparse.Namespace, config) -> dict:
     from firmware_bridge.bus import ServoBus
     from firmware_bridge.calibration import Calibration, calibration_path, load_calibration
     from firmware_bridge.errors import BridgeError
+    from firmware_bridge.pacing import retry
 
     robot = robots.load(args.robot) if args.robot else bundle_robot(args.bundle)
     if robot.bus is None:
@@ -109,8 +110,12 @@ def _hardware(args: argparse.Namespace, config) -> dict:
             except KeyError as e:
                 raise DeployError(str(e.args[0])) from None
             cameras[name] = OpenCVCamera(source, (spec.height, spec.width), name)
-        with ServoBus(robot.bus, args.port, calibration=calibration) as bus:
+        bus = ServoBus(robot.bus, args.port, calibration=calibration)
+        retry(bus.connect)  # a reply lost while pinging the servos is asked again, like every setup read
+        try:
             return deploy(config, robot, bus, cameras, on_episode=_progress)
+        finally:
+            bus.disconnect()
     except BridgeError as e:
         raise DeployError(f"the servo bus on {args.port}: {e}") from e
     finally:
