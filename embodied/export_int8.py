@@ -227,26 +227,14 @@ def run_all(path: Path, feeds: Sequence[dict[str, np.ndarray]], threads: int = 1
     return np.concatenate([sess.run(None, f)[0] for f in feeds])
 
 
-def latency_ms(path: Path, feed: dict[str, np.ndarray], threads: int = 1, runs: int = 50) -> dict[str, float]:
-    """p50/p90 latency [ms] of one inference (after 3 warm-up runs) in this process."""
-    sess = session(path, threads)
-    for _ in range(3):
-        sess.run(None, feed)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append(1e3 * (time.perf_counter() - t0))
-    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)), "runs": runs,
-            "threads": threads}
-
-
-def interleaved_p50_ms(paths: Sequence[Path], feed: dict[str, np.ndarray], threads: int = 1,
-                       runs: int = 50) -> list[float]:
-    """p50 latency [ms] of each model, timed in turn call by call (after 3 warm-up calls each):
-    load from anything else on the machine falls on every model alike, so their ranking holds
-    on a busy machine where one-after-another timings would not."""
-    sessions = [session(p, threads, spin=False) for p in paths]
+def call_times_ms(paths: Sequence[Path], feed: dict[str, np.ndarray], threads: int = 1,
+                  runs: int = 50) -> np.ndarray:
+    """float64[runs, len(paths)]: the duration [ms] of each model's calls on `feed` (after 3
+    warm-up calls each), in this process. Several models are timed in turn, call by call, so
+    that load from anything else on the machine falls on all of them alike and their ranking
+    holds on a busy machine; their idle pool threads then must not spin (they would take the
+    core the next model's call needs), while a model timed alone runs as deployed."""
+    sessions = [session(p, threads, spin=len(paths) == 1) for p in paths]
     for s in sessions:
         for _ in range(3):
             s.run(None, feed)
@@ -256,7 +244,14 @@ def interleaved_p50_ms(paths: Sequence[Path], feed: dict[str, np.ndarray], threa
             t0 = time.perf_counter()
             s.run(None, feed)
             times[i, j] = 1e3 * (time.perf_counter() - t0)
-    return [float(x) for x in np.median(times, axis=0)]
+    return times
+
+
+def latency_ms(path: Path, feed: dict[str, np.ndarray], threads: int = 1, runs: int = 50) -> dict[str, float]:
+    """p50/p90 latency [ms] of one inference of the model at `path` in this process."""
+    times = call_times_ms([path], feed, threads, runs)[:, 0]
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)), "runs": runs,
+            "threads": threads}
 
 
 def candidates(fp32: Path, folder: Path, recipes: Sequence[Recipe], measure: Sequence[dict[str, np.ndarray]],
@@ -272,8 +267,8 @@ def candidates(fp32: Path, folder: Path, recipes: Sequence[Recipe], measure: Seq
     if not made:
         raise InvalidInput(f"no int8 recipe to try among {[r.name for r in recipes]}: static recipes need "
                            "--calibration-data")
-    latencies = interleaved_p50_ms([path for _, path, _ in made], measure[0], threads)
-    return [Candidate(recipe, path, err, ms) for (recipe, path, err), ms in zip(made, latencies)]
+    p50 = np.median(call_times_ms([path for _, path, _ in made], measure[0], threads), axis=0)
+    return [Candidate(recipe, path, err, float(ms)) for (recipe, path, err), ms in zip(made, p50)]
 
 
 def choose(found: Sequence[Candidate], bound: float, headroom: float = HEADROOM) -> Candidate:

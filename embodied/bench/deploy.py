@@ -113,8 +113,9 @@ def _interleaved(timers: dict[str, Callable[[], dict[str, Any]]], rounds: int) -
 
 
 def _over_rounds(per_round: list[dict[str, Any]]) -> dict[str, Any]:
-    """One runtime's summary: percentiles as medians over rounds, the rounds' p50s, the peak RSS."""
-    med = {k: round(float(np.median([t[k] for t in per_round])), 3) for k in ("p50", "p90", "p99", "mean")}
+    """One runtime's summary: every timing as its median over rounds, the rounds' p50s, the peak RSS."""
+    timings = [k for k in ("p50", "p90", "p99", "mean", "session_p50") if k in per_round[0]]
+    med = {k: round(float(np.median([t[k] for t in per_round])), 3) for k in timings}
     return per_round[0] | med | {"rounds_p50": [t["p50"] for t in per_round],
                                  "process_peak_rss_mb": max(t["process_peak_rss_mb"] for t in per_round)}
 

@@ -10,10 +10,9 @@ the image tokens of absent cameras are masked out of attention. The outputs at t
 action-query positions are the head's context.
 
 The layers are pre-norm transformer blocks written out here rather than taken from
-`nn.TransformerEncoder`, whose attention exports with extra Squeeze, Unsqueeze and Reshape
-nodes (241 nodes run per call for the `small` ONNX graph, 210 with these blocks; at batch
-one each node costs time whatever its size) and which needs its fused fast path switched
-off to export at all. Training uses `scaled_dot_product_attention` (fused kernels on GPU).
+`nn.TransformerEncoder`, whose attention exports with extra Squeeze, Unsqueeze, Split and
+Reshape nodes (at batch one each node costs time whatever its size) and which needs its
+fused fast path switched off to export at all. Training uses `scaled_dot_product_attention` (fused kernels on GPU).
 Parameter names are those of `nn.TransformerEncoder(norm_first=True)`, so checkpoints saved
 with it load unchanged and compute the same outputs (tests/embodied/policy/test_trunk.py).
 """
