@@ -111,13 +111,14 @@ class OnnxPolicy(nn.Module):
         b, k = camera_mask.shape
         g = cfg.image_grid**2
         flat = images.flatten(0, 1)  # [B K, h, w, 3]
-        lang_rep = language[:, None].expand(-1, k, -1).flatten(0, 1)
+        tokens, token_mask = x.get("language_tokens"), x.get("language_token_mask")
+        film = p.film_part(language, tokens, token_mask)
+        lang_rep = film[:, None].expand(-1, k, -1).flatten(0, 1)
         encoded = self._encode_images(flat, lang_rep).unflatten(0, (b, k))  # [B, K, G, d]
         present = camera_mask.to(encoded.dtype)[:, :, None, None]
         image_tokens = (encoded + a.camera_embed[None, :, None]) * present
         state_mask = torch.ones_like(state, dtype=torch.bool)
-        language_tokens, language_ignore = p.language_part(language, x.get("language_tokens"),
-                                                           x.get("language_token_mask"))
+        language_tokens, language_ignore = p.language_part(language, tokens, token_mask)
         parts = [language_tokens, image_tokens.flatten(1, 2),
                  a.robot_tokens.expand(b, -1, -1), a.state_tokens(state, state_mask),
                  p.action_queries.expand(b, -1, -1)]

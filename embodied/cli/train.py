@@ -26,6 +26,23 @@ def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> N
     p.add_argument("--no-progress", action="store_true")
 
 
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """["film_queries=0", "image_channels=[16,32]"] -> {"film_queries": 0, "image_channels": [16, 32]}:
+    values are JSON where they parse as JSON, else strings (head=flow)."""
+    from embodied.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes FIELD=VALUE, found {item!r}; e.g. --set film_queries=0")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the VLA policy on pooled datasets (resumable; torchrun for many processes)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -33,6 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--recipe", help="mixture recipe, e.g. datasets/NAME.toml")
     p.add_argument("--preset", default="small", help="policy preset: tiny, small (default), base")
     p.add_argument("--head", choices=["l1", "flow"], help="action head (default: the preset's)")
+    p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
+                   help="override fields of the preset, e.g. --set film_queries=0 chunk=8 (values as JSON)")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/X (resumed when it holds a checkpoint)")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", dest="resume", action="store_true", default=None, help="require a checkpoint to resume")
@@ -46,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe, preset=args.preset, head=args.head,
+                      policy_overrides=parse_overrides(args.overrides),
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,
                       preload=args.preload,

@@ -40,7 +40,13 @@ class PolicyConfig:
             MiniLM token embeddings (the encoder's last hidden states, padded or truncated to
             this length, padding masked out of attention), so attention can read word order.
             0: one token from the pooled sentence embedding (the behaviour of checkpoints
-            saved before this field existed). FiLM reads the pooled embedding either way.
+            saved before this field existed).
+        film_queries: FiLM (the image stem's language conditioning) reads, besides the pooled
+            sentence embedding, the language tokens through this many learned attention
+            queries, so it can single out the words that name an object (the sentence
+            embedding is the mean of the tokens: "push the red cube to the blue zone" and its
+            colour-swapped twin have cosine 0.99). 0: the sentence embedding alone
+            (checkpoints saved before this field existed). Needs language_tokens > 0.
         head: "l1" (regression) or "flow" (rectified flow matching).
         flow_width, flow_depth: width and residual blocks of the flow head's velocity network.
         flow_steps: Euler steps from noise to actions at inference.
@@ -58,6 +64,7 @@ class PolicyConfig:
     robot_tokens: int = 2
     state_tokens: int = 2
     language_tokens: int = 0
+    film_queries: int = 0
     head: str = "l1"
     flow_width: int = 128
     flow_depth: int = 2
@@ -71,10 +78,14 @@ class PolicyConfig:
                if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), int) or getattr(self, k) < 1}
         if bad:
             raise ConfigError(f"policy config {self.name!r}: {bad} must be positive integers")
-        tokens = self.language_tokens
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-            raise ConfigError(f"policy config {self.name!r}: language_tokens must be a non-negative integer (0: one "
-                              f"pooled sentence token), found {tokens!r}")
+        counts = {k: getattr(self, k) for k in ("language_tokens", "film_queries")}
+        bad = {k: v for k, v in counts.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+        if bad:
+            raise ConfigError(f"policy config {self.name!r}: {bad} must be non-negative integers (0: the pooled "
+                              "sentence embedding)")
+        if self.film_queries and not self.language_tokens:
+            raise ConfigError(f"policy config {self.name!r}: film_queries={self.film_queries} attends over language "
+                              "tokens; set language_tokens > 0 or film_queries=0")
         if self.width % self.heads:
             raise ConfigError(f"policy config {self.name!r}: width {self.width} is not divisible by heads {self.heads}")
         if not self.image_channels or not all(isinstance(c, int) and c > 0 for c in self.image_channels):
@@ -104,11 +115,11 @@ class PolicyConfig:
 
 PRESETS: tuple[PolicyConfig, ...] = (
     PolicyConfig(name="tiny", chunk=4, width=32, depth=1, heads=2, mlp_ratio=2, image_channels=(8, 16, 16),
-                 image_grid=2, robot_tokens=1, state_tokens=1, language_tokens=8, flow_width=32, flow_depth=1,
+                 image_grid=2, robot_tokens=1, state_tokens=1, language_tokens=8, film_queries=1, flow_width=32, flow_depth=1,
                  flow_steps=4),
-    PolicyConfig(name="small", width=192, image_channels=(16, 32, 64, 96), language_tokens=16),
+    PolicyConfig(name="small", width=192, image_channels=(16, 32, 64, 96), language_tokens=16, film_queries=2),
     PolicyConfig(name="base", width=512, depth=8, heads=8, dropout=0.1, image_channels=(48, 64, 96, 128, 192),
-                 image_grid=6, robot_tokens=4, state_tokens=4, language_tokens=16, flow_width=256, flow_depth=3),
+                 image_grid=6, robot_tokens=4, state_tokens=4, language_tokens=16, film_queries=4, flow_width=256, flow_depth=3),
 )
 DEFAULT_PRESET = "small"
 

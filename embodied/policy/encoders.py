@@ -66,6 +66,29 @@ class ImageEncoder(nn.Module):
         return self.proj(x) + self.position
 
 
+class TokenAttentionPool(nn.Module):
+    """Language tokens -> one vector per learned query: attention pooling over the real tokens.
+
+    Input float32[B, L, D] token embeddings and bool[B, L] (True: a real token); output
+    float32[B, Q D], the Q pooled vectors concatenated. Queries start at zero, i.e. at the
+    mean of the real tokens, and learn which words matter (the colour that names the object).
+    """
+
+    def __init__(self, queries: int, dim: int):
+        super().__init__()
+        self.queries = nn.Parameter(torch.zeros(queries, dim))
+        self.scale = dim**-0.5
+
+    @property
+    def out_dim(self) -> int:
+        return self.queries.numel()
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("qd,bld->bql", self.queries, tokens) * self.scale
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        return torch.einsum("bql,bld->bqd", scores.softmax(-1), tokens).flatten(1)
+
+
 def _installed_version(package: str) -> str:
     try:
         return metadata.version(package)

@@ -1,10 +1,12 @@
 """VLAPolicy: images + instruction + proprioception -> an action chunk, for many robots.
 
-    instruction ─> MiniLM (frozen) ─┬─> sentence embedding ──FiLM──> image conv stem
+    instruction ─> MiniLM (frozen) ─┬─> FiLM vector ───FiLM──> image conv stem
                                     │       ─> image tokens (+ camera embedding)
                                     └─> language tokens via lang_proj: the L token embeddings,
                                         padding masked (config.language_tokens = L > 0), or the
                                         sentence embedding as one token (language_tokens = 0)
+    The FiLM vector is the sentence embedding, followed by the token embeddings pooled by
+    learned attention queries when config.film_queries > 0.
     language tokens, image tokens, robot tokens, state tokens (adapter), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
@@ -26,7 +28,7 @@ import robots
 from embodied.errors import InvalidInput
 from embodied.policy.adapters import Adapters, RobotAdapter
 from embodied.policy.config import PolicyConfig
-from embodied.policy.encoders import ImageEncoder, LanguageEncoder
+from embodied.policy.encoders import ImageEncoder, LanguageEncoder, TokenAttentionPool
 from embodied.policy.heads import HEADS
 from embodied.policy.io import ActionChunk, Observation
 from embodied.policy.normalizer import Normalizer
@@ -45,7 +47,8 @@ class VLAPolicy(nn.Module):
         super().__init__()
         self.config, self.language = config, language
         self.normalizer = normalizer if normalizer is not None else Normalizer()
-        self.image = ImageEncoder(config, language.dim)
+        self.film_pool = TokenAttentionPool(config.film_queries, language.dim) if config.film_queries else None
+        self.image = ImageEncoder(config, language.dim + (self.film_pool.out_dim if self.film_pool else 0))
         self.lang_proj = nn.Linear(language.dim, config.width)
         self.action_queries = nn.Parameter(torch.randn(config.chunk, config.width) * 0.02)
         self.adapters = Adapters(config)
@@ -89,16 +92,25 @@ class VLAPolicy(nn.Module):
             return self.lang_proj(sentence)[:, None], None
         return self.lang_proj(tokens), ~token_mask
 
+    def film_part(self, sentence: torch.Tensor, tokens: torch.Tensor | None = None,
+                  token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The vector FiLM reads (shared with the ONNX export; arguments as in `language_part`):
+        the sentence embeddings, followed by the tokens pooled by attention when
+        `config.film_queries = Q > 0`: float32[B, (1 + Q) 384]."""
+        if self.film_pool is None:
+            return sentence
+        return torch.cat([sentence, self.film_pool(tokens, token_mask)], dim=-1)
+
     def _language(self, instructions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Sentence embeddings float32[B, 384] (for FiLM), and the trunk's language part and its
-        ignore mask (`language_part`)."""
+        """The FiLM vectors (`film_part`), and the trunk's language part and its ignore mask
+        (`language_part`)."""
         device = self.action_queries.device
         sentence = torch.from_numpy(self.language(instructions)).to(device)
         if not self.config.language_tokens:
             return sentence, *self.language_part(sentence)
-        tokens, mask = self.language.tokens(instructions, self.config.language_tokens)
-        return sentence, *self.language_part(sentence, torch.from_numpy(tokens).to(device),
-                                             torch.from_numpy(mask).to(device))
+        tokens, mask = (torch.from_numpy(a).to(device) for a in self.language.tokens(instructions,
+                                                                                     self.config.language_tokens))
+        return self.film_part(sentence, tokens, mask), *self.language_part(sentence, tokens, mask)
 
     def _groups(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Robot name -> indices of its samples (validates dimensions and values)."""

@@ -23,6 +23,7 @@ class TrainConfig:
         recipe: a mixture recipe (TOML) instead of `data`.
         out: run folder (checkpoints, curves, train state).
         preset: policy preset; head: "l1" or "flow" (None: the preset's).
+        policy_overrides: fields of the preset to override, e.g. {"film_queries": 0}.
         steps: total batches of the run [steps]; batch_size: samples per batch per process.
         lr: peak learning rate (AdamW); warmup: linear warm-up [steps]; schedule: "cosine"
             (down to lr / 10 at `steps`) or "constant".
@@ -47,6 +48,7 @@ class TrainConfig:
     recipe: str | None = None
     preset: str = "small"
     head: str | None = None
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
     steps: int = 2000
     batch_size: int = 32
     lr: float = 3e-4
@@ -91,4 +93,4 @@ class TrainConfig:
         return asdict(self)
 
     # fields that must agree between a run and its resumption (steps may grow; others are free)
-    RESUME_KEYS = ("data", "recipe", "preset", "head", "batch_size", "seed")
+    RESUME_KEYS = ("data", "recipe", "preset", "head", "policy_overrides", "batch_size", "seed")

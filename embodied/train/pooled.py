@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,11 @@ def _resume_state(cfg: TrainConfig, run: Path) -> dict[str, Any] | None:
                              "or choose another --out")
     state = load_state(found)
     saved = state["config"]
-    diff = {k: (saved.get(k), getattr(cfg, k)) for k in TrainConfig.RESUME_KEYS
-            if _norm(saved.get(k)) != _norm(getattr(cfg, k))}
+    # a key the run was saved without (it predates the key) holds the key's default
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(TrainConfig)
+                if f.name in TrainConfig.RESUME_KEYS}
+    saved = {k: saved.get(k, defaults[k]) for k in TrainConfig.RESUME_KEYS}
+    diff = {k: (saved[k], getattr(cfg, k)) for k in TrainConfig.RESUME_KEYS if _norm(saved[k]) != _norm(getattr(cfg, k))}
     if diff:
         raise ResumeMismatch(f"{run} was trained with other settings {{key: (saved, given)}}: {diff}; "
                              "resume with the same ones or choose another --out")
@@ -78,7 +81,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     run = Path(cfg.out)
     sources, weights, normalization = open_sources(cfg.data, cfg.recipe)
     robot_names = check_sources(sources)
-    config = preset(cfg.preset, **({"head": cfg.head} if cfg.head else {}))
+    config = preset(cfg.preset, **cfg.policy_overrides, **({"head": cfg.head} if cfg.head else {}))
     cfg = replace(cfg, head=config.head)
     state = _resume_state(cfg, run)
     if state is not None:

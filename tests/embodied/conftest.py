@@ -28,4 +28,4 @@ def policy(request) -> VLAPolicy:
 @pytest.fixture(scope="module")
 def pooled_policy(request) -> VLAPolicy:
     """The same with one pooled sentence token as its language (`language_tokens=0`)."""
-    return _tiny_so100(request, language_tokens=0)
+    return _tiny_so100(request, language_tokens=0, film_queries=0)

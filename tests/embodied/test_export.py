@@ -192,7 +192,7 @@ def test_trained_token_level_policy_exports_exactly(tmp_path, language):
 
 
 def test_pooled_policy_bundle_has_no_token_inputs(tmp_path, language):
-    policy = tiny_policy(language, language_tokens=0)
+    policy = tiny_policy(language, language_tokens=0, film_queries=0)
     m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS, heldout=2)
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["language.npy", "manifest.json", "policy_fp32.onnx"]
     assert m["inputs"] == ["state", "images", "camera_mask", "language"] and "tokens" not in m["language"]

@@ -35,7 +35,7 @@ def export_tiny(root: Path, language_tokens: int, cache: Path) -> Path:
     stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
                           np.ones(6, np.float32), 10) for k in ("state", "actions")}
     language = LanguageEncoder(cache_dir=cache)
-    config = preset("tiny", language_tokens=language_tokens)
+    config = preset("tiny", language_tokens=language_tokens, film_queries=min(language_tokens, 1))
     policy = VLAPolicy.for_robots(config, ["so100"], language, Normalizer({"so100": stats}))
     out = root / "so100"
     export_policy(policy, "so100", out, [INSTRUCTION], quantize_int8=True, heldout=4, force=True)

@@ -18,6 +18,7 @@ from embodied.data.episode import Episode
 from embodied.errors import DataError, SchemaMismatch
 from embodied.policy import load_checkpoint
 from embodied.train import ResumeMismatch, TooManyBadBatches, TrainConfig, TrainingDiverged, train
+from embodied.train import pooled
 from embodied.train.data import BatchStream
 
 
@@ -71,19 +72,28 @@ def test_resume_continues_exactly(tmp_path, stores, cache, preload):
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "loss.csv"))] == [1, 2, 3, 4]
     with pytest.raises(ResumeMismatch, match="preset"):
         train(config(tmp_path / "b", stores, cache, preset="small", steps=6, preload=preload))
+    with pytest.raises(ResumeMismatch, match="'policy_overrides': \\({}, {'chunk': 2}\\)"):
+        train(config(tmp_path / "b", stores, cache, policy_overrides={"chunk": 2}, steps=6, preload=preload))
     with pytest.raises(ResumeMismatch, match="already holds a run"):
         train(config(tmp_path / "b", stores, cache, resume=False, preload=preload))
 
 
-def test_resume_keeps_the_architecture_the_run_started_with(tmp_path, stores, cache):
-    """A run saved before `language_tokens` existed (pooled language) resumes pooled, whatever its preset says now."""
-    out = tmp_path / "old"
+def test_resume_keeps_the_architecture_the_run_started_with(tmp_path, stores, cache, monkeypatch):
+    """A run saved before `language_tokens` and `film_queries` existed (pooled language) resumes
+    pooled, whatever its preset says now."""
+    out, now = tmp_path / "old", pooled.preset
+    monkeypatch.setattr(pooled, "preset", lambda *a, **kw: now(*a, **kw, language_tokens=0, film_queries=0))
     train(config(out, stores, cache, steps=2))
+    monkeypatch.setattr(pooled, "preset", now)
+    state = torch.load(out / "last" / "train_state.pt", weights_only=False)
+    del state["config"]["policy_overrides"]  # train_state.pt as written before `--set` existed
+    torch.save(state, out / "last" / "train_state.pt")
     saved = json.loads((out / "last" / "config.json").read_text())
-    del saved["language_tokens"]
+    del saved["language_tokens"], saved["film_queries"]
     (out / "last" / "config.json").write_text(json.dumps(saved))
     assert train(config(out, stores, cache, steps=3))["steps"] == 3
-    assert load_checkpoint(out / "last").config.language_tokens == 0
+    resumed = load_checkpoint(out / "last").config
+    assert (resumed.language_tokens, resumed.film_queries) == (0, 0)
     assert json.loads((out / "train_config.json").read_text())["policy"]["language_tokens"] == 0
 
 
@@ -149,3 +159,17 @@ def test_bad_datasets_are_clear_errors(tmp_path, stores, cache, capsys):
     assert main(["train", "--data", str(tmp_path / "missing.zarr"), "--preset", "tiny", "--out", str(tmp_path / "m"),
                  "--no-progress"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_set_overrides_preset_fields(tmp_path, stores, cache, capsys):
+    out = tmp_path / "set"
+    assert main(["train", "--data", *stores, "--preset", "tiny", "--set", "film_queries=0", "chunk=2",
+                 "--steps", "2", "--batch-size", "4", "--workers", "0", "--warmup", "0", "--cache", str(cache),
+                 "--out", str(out), "--no-progress"]) == 0
+    saved = load_checkpoint(out / "last").config
+    assert (saved.film_queries, saved.chunk, saved.language_tokens) == (0, 2, 8)
+    assert json.loads((out / "train_config.json").read_text())["policy_overrides"] == {"film_queries": 0, "chunk": 2}
+    for bad, message in (["chunk"], "--set takes FIELD=VALUE"), (["chunck=2"], "unknown policy config fields"):
+        assert main(["train", "--data", *stores, "--preset", "tiny", "--set", *bad, "--out", str(tmp_path / "x"),
+                     "--no-progress"]) == 2
+        assert message in capsys.readouterr().err

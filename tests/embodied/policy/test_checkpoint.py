@@ -23,11 +23,11 @@ def test_round_trip_gives_identical_predictions(tmp_path, make_policy, make_batc
     assert len(manifest["robots"]["panda"]["stats_sha256"]) == 64
 
 
-def test_checkpoint_saved_before_language_tokens_loads_pooled(tmp_path, make_policy, make_batch, language):
-    policy, batch = make_policy(language_tokens=0).eval(), make_batch()
+def test_checkpoint_saved_before_token_language_loads_pooled(tmp_path, make_policy, make_batch, language):
+    policy, batch = make_policy(language_tokens=0, film_queries=0).eval(), make_batch()
     save_checkpoint(policy, tmp_path / "ckpt")
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    del config["language_tokens"]  # config.json as written before the field existed
+    del config["language_tokens"], config["film_queries"]  # config.json as written before the fields existed
     (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
     loaded = load_checkpoint(tmp_path / "ckpt", language=language)
     assert loaded.config.language_tokens == 0

@@ -23,16 +23,25 @@ def test_unknown_preset_suggests():
         preset("tiny", widht=3)
 
 
-def test_language_tokens_default_keeps_configs_saved_without_the_field():
-    assert [(p.name, p.language_tokens) for p in PRESETS] == [("tiny", 8), ("small", 16), ("base", 16)]
+def test_language_defaults_keep_configs_saved_without_the_fields():
+    assert [(p.name, p.language_tokens, p.film_queries) for p in PRESETS] == [("tiny", 8, 1), ("small", 16, 2),
+                                                                                ("base", 16, 4)]
     saved = preset("small").to_dict()
-    del saved["language_tokens"]  # a config.json written before token-level language existed
-    assert PolicyConfig.from_dict(saved).language_tokens == 0
+    del saved["language_tokens"], saved["film_queries"]  # a config.json written before token-level language
+    loaded = PolicyConfig.from_dict(saved)
+    assert (loaded.language_tokens, loaded.film_queries) == (0, 0)
+
+
+def test_film_queries_need_language_tokens():
+    with pytest.raises(ConfigError, match="film_queries=2 attends over language tokens; set language_tokens > 0"):
+        preset("small", language_tokens=0)
+    assert preset("small", language_tokens=0, film_queries=0).film_queries == 0
 
 
 @pytest.mark.parametrize("bad", [dict(width=30, heads=4), dict(head="mse"), dict(chunk=0), dict(dropout=1.0),
                                  dict(image_channels=()), dict(depth=True), dict(language_tokens=-1),
-                                 dict(language_tokens=True), dict(language_tokens=2.0)])
+                                 dict(language_tokens=True), dict(language_tokens=2.0),
+                                 dict(film_queries=-1)])
 def test_invalid_config(bad):
     with pytest.raises(ConfigError):
         PolicyConfig(**bad)

@@ -11,7 +11,7 @@ def loss(policy, batch, seed=0):
 @pytest.mark.parametrize("head", ["l1", "flow"])
 @pytest.mark.parametrize("language_tokens", [0, 8])
 def test_mixed_robot_batch_shapes(make_policy, make_batch, head, language_tokens):
-    policy, batch = make_policy(head=head, language_tokens=language_tokens), make_batch()
+    policy, batch = make_policy(head=head, language_tokens=language_tokens, film_queries=min(language_tokens, 1)), make_batch()
     out = policy(batch)
     assert set(out) == {"loss", "loss/so100", "loss/panda"} and out["loss"].ndim == 0
     pred = policy.predict(batch, generator=torch.Generator().manual_seed(0))
@@ -49,9 +49,29 @@ def test_language_changes_features_and_actions(make_policy, make_batch, language
     other = dict(batch, instruction=["pick up the blue cube", *batch["instruction"][1:]])
     assert not torch.allclose(policy.predict(batch)[0], policy.predict(other)[0])
     assert torch.equal(policy.predict(batch)[1:], policy.predict(other)[1:])
-    red, blue = (torch.from_numpy(language([f"pick up the {c} cube"])) for c in ("red", "blue"))
+    red, blue = (policy._language([f"pick up the {c} cube"])[0] for c in ("red", "blue"))
+    assert red.shape == (1, (1 + policy.config.film_queries) * language.dim)  # sentence + pooled tokens
     image = batch["images"][0, :1]
     assert not torch.allclose(policy.image(image, red), policy.image(image, blue))  # FiLM
+
+
+def test_film_pool_attends_over_real_tokens_only(make_policy, language):
+    """Zero queries pool the mean of the real tokens (MiniLM's sentence embedding, unnormalized);
+    padding never counts; a query aimed at the colour word tells two colours apart far better."""
+    policy = make_policy(language_tokens=16, film_queries=2).eval()
+    texts = ["lift the red cube", "lift the blue cube"]
+    tokens, mask = (torch.from_numpy(a) for a in language.tokens(texts, 16))
+    pooled = policy.film_pool(tokens, mask).unflatten(1, (2, language.dim))
+    mean = (tokens * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True)
+    torch.testing.assert_close(pooled, mean[:, None].expand(-1, 2, -1))
+    garbage = tokens.masked_fill(~mask[:, :, None], 1e3)
+    torch.testing.assert_close(policy.film_pool(garbage, mask), policy.film_pool(tokens, mask).detach())
+    cos = torch.nn.functional.cosine_similarity
+    torch.testing.assert_close(cos(mean[0], mean[1], dim=0), cos(*torch.from_numpy(language(texts)), dim=0))
+    with torch.no_grad():  # [CLS] lift the red cube [SEP]: aim both queries at position 3
+        policy.film_pool.queries.copy_(tokens[0, 3].expand(2, -1) * 0.5)
+    colour = policy.film_pool(tokens, mask).unflatten(1, (2, language.dim))[:, 0]
+    assert cos(colour[0], colour[1], dim=0) < cos(mean[0], mean[1], dim=0) - 0.1
 
 
 def trunk_language(policy, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -76,7 +96,7 @@ def test_language_tokens_enter_the_trunk_with_padding_masked(make_policy, make_b
     padded[~mask] = 10.0
     monkeypatch.setattr(language, "tokens", lambda texts, length: (padded, mask))
     assert torch.allclose(policy.predict(batch), before, atol=1e-6)  # what lies at the padding does not matter
-    part, ignore = trunk_language(make_policy(language_tokens=0).eval(), batch)
+    part, ignore = trunk_language(make_policy(language_tokens=0, film_queries=0).eval(), batch)
     assert part.shape == (3, 1, 32) and ignore is None  # one pooled sentence token
 
 
