@@ -17,6 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-failed", action="store_true", help="also keep episodes the expert failed")
     p.add_argument("--instructions", choices=["train", "heldout"], default="train")
     p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--pace", type=float, default=1.0, help="expert speed factor (default 1; 0.5: half as fast, "
+                   "twice the frames per demonstration)")
     p.set_defaults(run=run)
 
 
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from embodied.collect.simgen import SimgenConfig, generate
 
     cfg = SimgenConfig(args.robot, args.task, args.episodes, Path(args.out), args.workers, args.keep_failed,
-                       args.instructions, args.first_seed)
+                       args.instructions, args.first_seed, args.pace)
     summary = generate(cfg)
     print(f"{args.out}: kept {summary['kept']} new episodes ({summary['failed']} failed and dropped, "
           f"{summary['skipped_existing']} already there)")

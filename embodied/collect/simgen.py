@@ -18,6 +18,7 @@ from tqdm import tqdm
 import robots
 from embodied.data.episode import Episode
 from embodied.data.store import open_robot_store
+from embodied.errors import SchemaMismatch
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,16 @@ class SimgenConfig:
     keep_failed: bool = False
     instruction_set: str = "train"
     first_seed: int = 0
+    pace: float = 1.0  # the expert's speed factor; recorded in the store, which holds one pace
 
 
-def _episode(args: tuple[str, str, int, str]) -> tuple[int, Episode]:
+def _episode(args: tuple[str, str, int, str, float]) -> tuple[int, Episode]:
     from sim_scenes.env import worker_env
     from sim_scenes.rollout import run_expert
 
-    robot, task, seed, instruction_set = args
+    robot, task, seed, instruction_set, pace = args
     env = worker_env(task, robot, images=True)
-    r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True)
+    r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True, pace=pace)
     t = len(r.actions)
     ep = Episode(state=np.stack(r.states), action=np.stack(r.actions),
                  timestamp=(np.arange(t) / env.robot.control_hz).astype(np.float32),
@@ -51,6 +53,11 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
     robot = robots.load(cfg.robot)
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
+    pace = store.attrs.get("expert_pace", 1.0)  # stores written before the pace existed hold pace 1
+    if store.num_episodes and pace != cfg.pace:
+        raise SchemaMismatch(f"{cfg.out} holds demonstrations at expert pace {pace}, not {cfg.pace}; generate "
+                             f"with --pace {pace} to extend it, or write to a new store")
+    store.set_attr("expert_pace", cfg.pace)
     done = store.seeds()
     start = store.num_episodes
     need = cfg.episodes - start
@@ -63,7 +70,7 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         s = cfg.first_seed
         while True:
             if s not in done:
-                yield (cfg.robot, cfg.task, s, cfg.instruction_set)
+                yield (cfg.robot, cfg.task, s, cfg.instruction_set, cfg.pace)
             s += 1
 
     ctx = mp.get_context("forkserver")

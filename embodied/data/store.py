@@ -96,6 +96,12 @@ class EpisodeStore:
     def attrs(self) -> dict[str, Any]:
         return dict(self._group.attrs)
 
+    def set_attr(self, key: str, value: Any) -> None:
+        """Record provenance metadata (JSON-serializable) in the store's attributes."""
+        if not self.writable:
+            raise SchemaMismatch(f"{self.path} is open read-only; open it with mode='a' to record {key!r}")
+        self._group.attrs[key] = self._attrs[key] = value
+
     @property
     def robot(self) -> str:
         return self._attrs["robot"]

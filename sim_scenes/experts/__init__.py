@@ -12,10 +12,10 @@ from sim_scenes.tasks import Instance
 EXPERTS: dict[str, type[Expert]] = {"lift": LiftExpert, "push": PushExpert, "place": PlaceExpert, "stack": StackExpert}
 
 
-def make(task: str, scene: Scene, instance: Instance) -> Expert:
+def make(task: str, scene: Scene, instance: Instance, pace: float = 1.0) -> Expert:
     if task not in EXPERTS:
         raise UnknownTask(task, sorted(EXPERTS))
-    return EXPERTS[task](scene, instance)
+    return EXPERTS[task](scene, instance, pace=pace)
 
 
 __all__ = ["EXPERTS", "Expert", "make"]

@@ -68,12 +68,18 @@ class Phase:
 
 class Expert(ABC):
     """Base class: runs a queue of phases; subclasses build it in `plan()` and may extend
-    it in `replan()` when it runs empty (closed-loop experts)."""
+    it in `replan()` when it runs empty (closed-loop experts).
 
-    def __init__(self, scene: Scene, instance: Instance):
-        self.scene, self.instance, self.robot = scene, instance, scene.robot
+    `pace` scales every speed of the plan (1: the default, about 2 s to lift a cube; 0.5: half
+    as fast, twice the frames per demonstration, closer to a human teleoperator).
+    """
+
+    def __init__(self, scene: Scene, instance: Instance, pace: float = 1.0):
+        if not 0.05 <= pace <= 4.0:
+            raise ValueError(f"expert pace {pace} is outside [0.05, 4]; 1 is the default speed, 0.5 half as fast")
+        self.scene, self.instance, self.robot, self.pace = scene, instance, scene.robot, pace
         self.s = self.robot.workspace.object_size
-        self.speed = 0.6 * self.robot.reach  # Cartesian speed [m/s]
+        self.speed = 0.6 * self.robot.reach * pace  # Cartesian speed [m/s]
         self.hover = 4.0 * self.s  # travel height of the ee above the table [m]
         self.ik = DifferentialIK(scene.model, self.robot.joint_names, self.robot.ee_site, np.array(self.robot.home))
         self.q = scene.arm_q()
@@ -129,11 +135,12 @@ class Expert(ABC):
                 raise UnreachableWorkspace(self.robot.name, str(self.robot.root / "robot.toml"), self._to.pos, res.pos_error)
             self._to_q = res.q
             vmax = np.array([j.max_velocity for j in self.robot.joints])
-            self._duration = max(phase.min_time, float(np.max(np.abs(res.q - self.q) / (0.35 * vmax))))
+            self._duration = max(phase.min_time / self.pace,
+                                 float(np.max(np.abs(res.q - self.q) / (0.35 * vmax * self.pace))))
         else:
             dist = float(np.linalg.norm(self._to.pos - self._from.pos))
             turn = abs(wrap(self._to.yaw - self._from.yaw))
-            self._duration = max(phase.min_time, dist / self.speed, turn / 2.0)
+            self._duration = max(phase.min_time / self.pace, dist / self.speed, turn / (2.0 * self.pace))
 
     def _next_phase(self) -> bool:
         if not self.queue:

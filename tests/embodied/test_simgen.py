@@ -38,6 +38,19 @@ def test_generates_successful_demonstrations(koch_store):
         assert np.abs(ep.state[-1, :-1] - ep.action[-2, :-1]).max() < 0.1
 
 
+def test_store_holds_one_expert_pace(koch_store, tmp_path):
+    assert EpisodeStore.open(koch_store[0]).attrs["expert_pace"] == 1.0
+    slow = tmp_path / "slow.zarr"
+    assert main(["simgen", "--robot", "koch", "--task", "lift", "--episodes", "1", "--out", str(slow), "--workers", "1",
+                 "--pace", "0.5"]) == 0
+    store = EpisodeStore.open(slow)
+    assert store.attrs["expert_pace"] == 0.5 and store.seeds() == {0}
+    assert len(store.episode(0).action) > 1.5 * len(EpisodeStore.open(koch_store[0]).episode(0).action)
+    with pytest.raises(SchemaMismatch, match="expert pace 0.5, not 1.0; generate with --pace 0.5"):
+        generate(SimgenConfig("koch", "lift", 2, slow), progress=False)
+    assert EpisodeStore.open(slow).num_episodes == 1
+
+
 def test_resume_refuses_another_robot(koch_store):
     out = koch_store[0]
     with pytest.raises(SchemaMismatch, match="one store per robot"):

@@ -28,6 +28,16 @@ def test_expert_succeeds(robot, task):
         assert not np.any(np.isnan(env.scene.data.qpos))
 
 
+@pytest.mark.parametrize("task", ["lift", "push", "place"])
+def test_slower_pace_succeeds_with_more_steps(task):
+    env = TaskEnv(task, robot="koch", images=False)
+    normal, slow = run_expert(env, seed=3), run_expert(env, seed=3, pace=0.5)
+    assert normal.success and slow.success and normal.instruction == slow.instruction
+    assert 1.5 * normal.steps < slow.steps < env.max_steps
+    with pytest.raises(ValueError, match="expert pace 0 is outside"):
+        run_expert(env, seed=3, pace=0)
+
+
 def test_expert_heldout_and_recording():
     env = TaskEnv("lift", robot="so100", images=False, render_mode="rgb_array")
     ep = run_expert(env, seed=2, record=True, instruction_set="heldout")
