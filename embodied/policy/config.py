@@ -115,11 +115,12 @@ class PolicyConfig:
 
 PRESETS: tuple[PolicyConfig, ...] = (
     PolicyConfig(name="tiny", chunk=4, width=32, depth=1, heads=2, mlp_ratio=2, image_channels=(8, 16, 16),
-                 image_grid=2, robot_tokens=1, state_tokens=1, language_tokens=8, film_queries=1, flow_width=32, flow_depth=1,
-                 flow_steps=4),
+                 image_grid=2, robot_tokens=1, state_tokens=1, language_tokens=8, film_queries=1, flow_width=32,
+                 flow_depth=1, flow_steps=4),
     PolicyConfig(name="small", width=192, image_channels=(16, 32, 64, 96), language_tokens=16, film_queries=2),
     PolicyConfig(name="base", width=512, depth=8, heads=8, dropout=0.1, image_channels=(48, 64, 96, 128, 192),
-                 image_grid=6, robot_tokens=4, state_tokens=4, language_tokens=16, film_queries=4, flow_width=256, flow_depth=3),
+                 image_grid=6, robot_tokens=4, state_tokens=4, language_tokens=16, film_queries=4, flow_width=256,
+                 flow_depth=3),
 )
 DEFAULT_PRESET = "small"
 

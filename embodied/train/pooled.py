@@ -46,7 +46,8 @@ def _resume_state(cfg: TrainConfig, run: Path) -> dict[str, Any] | None:
     defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(TrainConfig)
                 if f.name in TrainConfig.RESUME_KEYS}
     saved = {k: saved.get(k, defaults[k]) for k in TrainConfig.RESUME_KEYS}
-    diff = {k: (saved[k], getattr(cfg, k)) for k in TrainConfig.RESUME_KEYS if _norm(saved[k]) != _norm(getattr(cfg, k))}
+    diff = {k: (saved[k], getattr(cfg, k)) for k in TrainConfig.RESUME_KEYS
+            if _norm(saved[k]) != _norm(getattr(cfg, k))}
     if diff:
         raise ResumeMismatch(f"{run} was trained with other settings {{key: (saved, given)}}: {diff}; "
                              "resume with the same ones or choose another --out")

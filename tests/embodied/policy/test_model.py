@@ -11,7 +11,8 @@ def loss(policy, batch, seed=0):
 @pytest.mark.parametrize("head", ["l1", "flow"])
 @pytest.mark.parametrize("language_tokens", [0, 8])
 def test_mixed_robot_batch_shapes(make_policy, make_batch, head, language_tokens):
-    policy, batch = make_policy(head=head, language_tokens=language_tokens, film_queries=min(language_tokens, 1)), make_batch()
+    policy = make_policy(head=head, language_tokens=language_tokens, film_queries=min(language_tokens, 1))
+    batch = make_batch()
     out = policy(batch)
     assert set(out) == {"loss", "loss/so100", "loss/panda"} and out["loss"].ndim == 0
     pred = policy.predict(batch, generator=torch.Generator().manual_seed(0))
