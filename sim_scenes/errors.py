@@ -3,6 +3,7 @@
     SimScenesError
     ├── UnknownTask            a task name that is not registered
     ├── UnreachableWorkspace   an IK target in the robot's workspace the arm cannot reach
+    ├── InvalidPace            an expert speed factor outside its range
     └── PlacementError         objects that do not fit in the workspace
 """
 
@@ -32,6 +33,18 @@ class UnreachableWorkspace(SimScenesError, ValueError):
             f"top-down (IK error {1000 * error_m:.1f} mm). Fix: move workspace.center toward the base "
             "or shrink workspace.size until every corner is reachable."
         )
+
+
+class InvalidPace(SimScenesError, ValueError):
+    LOWEST, HIGHEST = 0.05, 4.0
+
+    @classmethod
+    def check(cls, pace: float) -> float:
+        """`pace`, or InvalidPace when it lies outside [LOWEST, HIGHEST]."""
+        if not cls.LOWEST <= pace <= cls.HIGHEST:
+            raise cls(f"expert pace {pace} is outside [{cls.LOWEST}, {cls.HIGHEST}]; 1 is the default speed, "
+                      "0.5 half as fast")
+        return pace
 
 
 class PlacementError(SimScenesError, RuntimeError):

@@ -51,6 +51,9 @@ def _episode(args: tuple[str, str, int, str, float]) -> tuple[int, Episode]:
 
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
+    from sim_scenes.errors import InvalidPace
+
+    InvalidPace.check(cfg.pace)  # before the store records it
     robot = robots.load(cfg.robot)
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
     pace = store.attrs.get("expert_pace", 1.0)  # stores written before the pace existed hold pace 1

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from sim_scenes.errors import UnreachableWorkspace
+from sim_scenes.errors import InvalidPace, UnreachableWorkspace
 from sim_scenes.experts.ik import DifferentialIK
 from sim_scenes.tasks import Instance
 from sim_scenes.scene import Scene
@@ -75,9 +75,7 @@ class Expert(ABC):
     """
 
     def __init__(self, scene: Scene, instance: Instance, pace: float = 1.0):
-        if not 0.05 <= pace <= 4.0:
-            raise ValueError(f"expert pace {pace} is outside [0.05, 4]; 1 is the default speed, 0.5 half as fast")
-        self.scene, self.instance, self.robot, self.pace = scene, instance, scene.robot, pace
+        self.scene, self.instance, self.robot, self.pace = scene, instance, scene.robot, InvalidPace.check(pace)
         self.s = self.robot.workspace.object_size
         self.speed = 0.6 * self.robot.reach * pace  # Cartesian speed [m/s]
         self.hover = 4.0 * self.s  # travel height of the ee above the table [m]

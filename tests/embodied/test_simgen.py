@@ -49,6 +49,9 @@ def test_store_holds_one_expert_pace(koch_store, tmp_path):
     with pytest.raises(SchemaMismatch, match="expert pace 0.5, not 1.0; generate with --pace 0.5"):
         generate(SimgenConfig("koch", "lift", 2, slow), progress=False)
     assert EpisodeStore.open(slow).num_episodes == 1
+    assert main(["simgen", "--robot", "koch", "--task", "lift", "--episodes", "1", "--out", str(tmp_path / "bad.zarr"),
+                 "--pace", "0"]) == 2
+    assert not (tmp_path / "bad.zarr").exists()
 
 
 def test_resume_refuses_another_robot(koch_store):

@@ -18,7 +18,6 @@ from embodied.data.episode import Episode
 from embodied.errors import DataError, SchemaMismatch
 from embodied.policy import load_checkpoint
 from embodied.train import ResumeMismatch, TooManyBadBatches, TrainConfig, TrainingDiverged, train
-from embodied.train import pooled
 from embodied.train.data import BatchStream
 
 
@@ -78,13 +77,11 @@ def test_resume_continues_exactly(tmp_path, stores, cache, preload):
         train(config(tmp_path / "b", stores, cache, resume=False, preload=preload))
 
 
-def test_resume_keeps_the_architecture_the_run_started_with(tmp_path, stores, cache, monkeypatch):
+def test_resume_keeps_the_architecture_the_run_started_with(tmp_path, stores, cache):
     """A run saved before `language_tokens` and `film_queries` existed (pooled language) resumes
     pooled, whatever its preset says now."""
-    out, now = tmp_path / "old", pooled.preset
-    monkeypatch.setattr(pooled, "preset", lambda *a, **kw: now(*a, **kw, language_tokens=0, film_queries=0))
-    train(config(out, stores, cache, steps=2))
-    monkeypatch.setattr(pooled, "preset", now)
+    out = tmp_path / "old"
+    train(config(out, stores, cache, steps=2, policy_overrides={"language_tokens": 0, "film_queries": 0}))
     state = torch.load(out / "last" / "train_state.pt", weights_only=False)
     del state["config"]["policy_overrides"]  # train_state.pt as written before `--set` existed
     torch.save(state, out / "last" / "train_state.pt")
