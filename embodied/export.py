@@ -92,29 +92,17 @@ class OnnxPolicy(nn.Module):
         self.flow = policy.config.head == "flow"
         self.inputs = input_names(policy.config)
 
-    def _encode_images(self, images: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
-        """`ImageEncoder.forward` with its adaptive pooling as a fixed matmul: uint8[N, h, w, 3],
-        float32[N, L] -> float32[N, G, d]."""
-        enc = self.policy.image
-        x = images.permute(0, 3, 1, 2).float() * (1.0 / 63.75) - 2.0
-        for block in enc.blocks:
-            x = block(x, lang)
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        pool = _adaptive_pool_matrix(h, w, self.policy.config.image_grid).to(x.dtype)
-        x = x.flatten(2) @ pool.T  # [N, C, G]
-        return enc.proj(x.transpose(1, 2)) + enc.position
-
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         p, a, cfg = self.policy, self.adapter, self.policy.config
         x = dict(zip(self.inputs, inputs))
         state, images, camera_mask, language = x["state"], x["images"], x["camera_mask"], x["language"]
         b, k = camera_mask.shape
-        g = cfg.image_grid**2
+        g = cfg.image_tokens
         flat = images.flatten(0, 1)  # [B K, h, w, 3]
         tokens, token_mask = x.get("language_tokens"), x.get("language_token_mask")
         film = p.film_part(language, tokens, token_mask)
         lang_rep = film[:, None].expand(-1, k, -1).flatten(0, 1)
-        encoded = self._encode_images(flat, lang_rep).unflatten(0, (b, k))  # [B, K, G, d]
+        encoded = p.image(flat, lang_rep).unflatten(0, (b, k))  # [B, K, G, d]
         present = camera_mask.to(encoded.dtype)[:, :, None, None]
         image_tokens = (encoded + a.camera_embed[None, :, None]) * present
         state_mask = torch.ones_like(state, dtype=torch.bool)
@@ -132,19 +120,6 @@ class OnnxPolicy(nn.Module):
             t = torch.full((b,), i * dt, dtype=actions.dtype)
             actions = actions + dt * p.head.velocity(actions, t, context, a)
         return actions
-
-
-def _adaptive_pool_matrix(h: int, w: int, grid: int) -> torch.Tensor:
-    """float32[grid * grid, h * w]: `nn.AdaptiveAvgPool2d(grid)` on an h x w map as one matmul
-    (the ONNX exporter only handles output sizes that divide the input size)."""
-    def bins(n: int) -> torch.Tensor:
-        m = torch.zeros(grid, n)
-        for i in range(grid):
-            lo, hi = (i * n) // grid, -(-((i + 1) * n) // grid)
-            m[i, lo:hi] = 1.0 / (hi - lo)
-        return m
-
-    return torch.einsum("ai,bj->abij", bins(h), bins(w)).reshape(grid * grid, h * w)
 
 
 def _sha256(path: Path) -> str:

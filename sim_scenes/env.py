@@ -5,7 +5,8 @@
 Observation: {"state": float32[n+1], "images": {camera: uint8[H, W, 3]}, "instruction": str}.
 Action: the robot's action space (absolute joint targets [rad] + gripper in [0, 1]).
 `info["success"]` is the task's predicate on simulator state; an episode terminates on
-success and is truncated after the task's time limit.
+success and is truncated after the task's time limit. Reset options: "instruction_set"
+("train" or "heldout") and "variant" (who plays the task's roles, `Task.role_variants`).
 
 Vectorized: `gymnasium.make_vec(id, n, vectorization_mode="async", robot=...,
 vector_kwargs={"context": "forkserver", "shared_memory": False})`. Renderers are created
@@ -64,7 +65,8 @@ class TaskEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         self.scene.reset_robot(np.array(self.robot.home))
-        self.instance = self.task.reset(self.scene, self.np_random, options.get("instruction_set", self.instruction_set))
+        self.instance = self.task.reset(self.scene, self.np_random, options.get("instruction_set", self.instruction_set),
+                                        options.get("variant", 0))
         mujoco.mj_forward(self.scene.model, self.scene.data)
         self._t = 0
         return self._observation(), self._info()

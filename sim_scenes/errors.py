@@ -4,6 +4,7 @@
     ├── UnknownTask            a task name that is not registered
     ├── UnreachableWorkspace   an IK target in the robot's workspace the arm cannot reach
     ├── InvalidPace            an expert speed factor outside its range
+    ├── UnknownVariant         a role variant outside the task's range
     └── PlacementError         objects that do not fit in the workspace
 """
 
@@ -47,5 +48,10 @@ class InvalidPace(SimScenesError, ValueError):
         return pace
 
 
+class UnknownVariant(SimScenesError, ValueError):
+    """A role variant outside 0..n-1 for a task with n (`Task.role_variants`)."""
+
+
 class PlacementError(SimScenesError, RuntimeError):
     pass
+

@@ -25,14 +25,15 @@ class Rollout:
 
 
 def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: str = "train",
-               keep_observations: bool = False, pace: float = 1.0) -> Rollout:
+               keep_observations: bool = False, pace: float = 1.0, variant: int = 0) -> Rollout:
     """Reset `env` with `seed` and roll the task's scripted expert out until success or time out.
 
     record: keep render() frames for a video. keep_observations: keep (observation, action)
     pairs, the raw material of a demonstration (needs an env built with images=True).
     pace: the expert's speed factor (`sim_scenes.experts.base.Expert`).
+    variant: who plays the task's roles (`sim_scenes.tasks.base.Task.role_variants`).
     """
-    obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set})
+    obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set, "variant": variant})
     expert = experts.make(env.task.name, env.scene, env.instance, pace)
     out = Rollout(env.instance.instruction, False, 0, [env.render()] if record else [])
     while True:

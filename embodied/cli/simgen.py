@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--pace", type=float, default=1.0, help="expert speed factor (default 1; 0.5: half as fast, "
                    "twice the frames per demonstration)")
+    p.add_argument("--variants", type=int, default=1, help="demonstrations per scene (default 1): each seed's "
+                   "scene again with other objects in the instruction's roles (another cube, zone or bin), so "
+                   "only the instruction tells the demonstrations apart")
     p.set_defaults(run=run)
 
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from embodied.collect.simgen import SimgenConfig, generate
 
     cfg = SimgenConfig(args.robot, args.task, args.episodes, Path(args.out), args.workers, args.keep_failed,
-                       args.instructions, args.first_seed, args.pace)
+                       args.instructions, args.first_seed, args.pace, args.variants)
     summary = generate(cfg)
     print(f"{args.out}: kept {summary['kept']} new episodes ({summary['failed']} failed and dropped, "
           f"{summary['skipped_existing']} already there)")

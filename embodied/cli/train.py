@@ -18,6 +18,8 @@ def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> N
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=250, help="save a checkpoint every N steps")
     p.add_argument("--no-augment", action="store_true", help="no image shift / colour jitter")
+    p.add_argument("--state-noise", type=float, default=0.0, metavar="STD", help="Gaussian noise on the normalized "
+                   "proprioception of training samples (default 0: none)")
     p.add_argument("--preload", action="store_true", help="decode every image into memory once and sample frames "
                    "independently (faster, better mixed batches; needs the decoded dataset to fit in RAM)")
     p.add_argument("--max-bad-batches", type=int, default=5, help="stop after this many NaN batches in a row")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                       policy_overrides=parse_overrides(args.overrides),
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,
-                      preload=args.preload,
+                      state_noise=args.state_noise, preload=args.preload,
                       max_bad_batches=args.max_bad_batches, language_cache=args.cache, progress=not args.no_progress)
     summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -4,6 +4,13 @@ Workers each own an env (renderers created after they start, from a fork server)
 parent is the only writer of the store and appends episodes in seed order. Generation is
 resumable: seeds already in the store are skipped, so re-running the same command after an
 interruption continues where it stopped.
+
+With `variants` > 1, each seed's scene is demonstrated several times with other objects in
+the task's roles (`sim_scenes.tasks.base.Task.role_variants`): the images of the first
+frame are the same, the instruction and the actions differ. A policy cannot then pick its
+target by recognising the scene; it has to read the instruction. An episode keeps its
+seed, and its instruction names its variant. Layouts are drawn for variant 0; a variant
+the arm cannot reach or the expert fails in this layout counts as failed and is dropped.
 """
 
 from __future__ import annotations
@@ -32,15 +39,23 @@ class SimgenConfig:
     instruction_set: str = "train"
     first_seed: int = 0
     pace: float = 1.0  # the expert's speed factor; recorded in the store, which holds one pace
+    variants: int = 1  # demonstrations per scene, each with other objects in the task's roles
 
 
-def _episode(args: tuple[str, str, int, str, float]) -> tuple[int, Episode]:
+def _episode(args: tuple[str, str, int, str, float, int]) -> tuple[int, Episode | None]:
+    """One demonstration, or None for a role variant the arm cannot reach in this layout."""
     from sim_scenes.env import worker_env
+    from sim_scenes.errors import UnreachableWorkspace
     from sim_scenes.rollout import run_expert
 
-    robot, task, seed, instruction_set, pace = args
+    robot, task, seed, instruction_set, pace, variant = args
     env = worker_env(task, robot, images=True)
-    r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True, pace=pace)
+    try:
+        r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True, pace=pace, variant=variant)
+    except UnreachableWorkspace:
+        if variant == 0:  # the layouts of variant 0 lie in the workspace: robot.toml is wrong
+            raise
+        return seed, None
     t = len(r.actions)
     ep = Episode(state=np.stack(r.states), action=np.stack(r.actions),
                  timestamp=(np.arange(t) / env.robot.control_hz).astype(np.float32),
@@ -51,10 +66,15 @@ def _episode(args: tuple[str, str, int, str, float]) -> tuple[int, Episode]:
 
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
-    from sim_scenes.errors import InvalidPace
+    from sim_scenes import tasks
+    from sim_scenes.errors import UnknownVariant, InvalidPace
 
     InvalidPace.check(cfg.pace)  # before the store records it
     robot = robots.load(cfg.robot)
+    available = len(tasks.get(cfg.task)(robot).role_variants())
+    if isinstance(cfg.variants, bool) or not isinstance(cfg.variants, int) or not 1 <= cfg.variants <= available:
+        raise UnknownVariant(f"--variants {cfg.variants}: task {cfg.task!r} has {available} role variants "
+                                f"(1 to {available})")
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
     pace = store.attrs.get("expert_pace", 1.0)  # stores written before the pace existed hold pace 1
     if store.num_episodes and pace != cfg.pace:
@@ -73,13 +93,14 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         s = cfg.first_seed
         while True:
             if s not in done:
-                yield (cfg.robot, cfg.task, s, cfg.instruction_set, cfg.pace)
+                for variant in range(cfg.variants):
+                    yield (cfg.robot, cfg.task, s, cfg.instruction_set, cfg.pace, variant)
             s += 1
 
     ctx = mp.get_context("forkserver")
     with ctx.Pool(max(1, cfg.workers)) as pool:
         for seed, ep in pool.imap(_episode, seeds()):
-            if ep.success or cfg.keep_failed:
+            if ep is not None and (ep.success or cfg.keep_failed):
                 store.append(ep)
                 summary["kept"] += 1
                 bar.update()

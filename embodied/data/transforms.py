@@ -178,6 +178,25 @@ class ImageAugment:
 
 
 @dataclass(frozen=True)
+class StateNoise:
+    """Gaussian noise of `std` on the (normalized) proprioception, seeded by `sample["seed"]`
+    like `ImageAugment`. Makes the state a blurred cue, so a policy trained on few
+    demonstrations leans less on where the arm already is ("copycat" behaviour: continuing
+    the demonstration whose states it recognises) and more on what the cameras show."""
+
+    std: float
+
+    def __post_init__(self):
+        if not self.std >= 0:
+            raise DataError(f"state noise must be >= 0 (normalized units), found {self.std}")
+
+    def __call__(self, sample: Sample) -> Sample:
+        rng = np.random.default_rng([sample.get("seed", 0), 1])  # a stream apart from ImageAugment's
+        state = np.asarray(sample["state"], np.float32)
+        return {**sample, "state": state + rng.normal(0.0, self.std, state.shape).astype(np.float32)}
+
+
+@dataclass(frozen=True)
 class ResizeImages:
     """Nearest-neighbour resize of every camera to (height, width), so robots whose cameras
     differ in resolution can share a batch."""

@@ -33,7 +33,12 @@ class PolicyConfig:
         mlp_ratio: hidden width of the trunk MLPs, as a multiple of width.
         dropout: dropout of the trunk.
         image_channels: channels of the conv stem; one stride-2 block per entry.
-        image_grid: the stem's feature map is pooled to image_grid x image_grid tokens per camera.
+        image_grid: the stem's feature map is pooled to image_grid x image_grid tokens per camera
+            (when image_keypoints is 0).
+        image_keypoints: K > 0: each camera gives K keypoint tokens instead of the pooled grid,
+            each a learned spatial softmax over the stem's feature map carrying its expected
+            position and the features there (`embodied.policy.encoders.ImageEncoder`). 0: the
+            pooled grid (checkpoints saved before this field existed).
         robot_tokens: learned tokens per robot adapter.
         state_tokens: tokens the state stem makes from the proprioception.
         language_tokens: token-level language: the trunk reads the instruction as this many
@@ -61,6 +66,7 @@ class PolicyConfig:
     dropout: float = 0.0
     image_channels: tuple[int, ...] = (32, 48, 64, 96)
     image_grid: int = 4
+    image_keypoints: int = 0
     robot_tokens: int = 2
     state_tokens: int = 2
     language_tokens: int = 0
@@ -78,11 +84,11 @@ class PolicyConfig:
                if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), int) or getattr(self, k) < 1}
         if bad:
             raise ConfigError(f"policy config {self.name!r}: {bad} must be positive integers")
-        counts = {k: getattr(self, k) for k in ("language_tokens", "film_queries")}
+        counts = {k: getattr(self, k) for k in ("language_tokens", "film_queries", "image_keypoints")}
         bad = {k: v for k, v in counts.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
         if bad:
-            raise ConfigError(f"policy config {self.name!r}: {bad} must be non-negative integers (0: the pooled "
-                              "sentence embedding)")
+            raise ConfigError(f"policy config {self.name!r}: {bad} must be non-negative integers (0: the "
+                              "behaviour before the field existed)")
         if self.film_queries and not self.language_tokens:
             raise ConfigError(f"policy config {self.name!r}: film_queries={self.film_queries} attends over language "
                               "tokens; set language_tokens > 0 or film_queries=0")
@@ -95,6 +101,11 @@ class PolicyConfig:
             raise ConfigError(f"policy config {self.name!r}: dropout must lie in [0, 1), found {self.dropout}")
         if self.head not in HEADS:
             raise ConfigError(f"policy config {self.name!r}: unknown head {self.head!r}; use one of {HEADS}")
+
+    @property
+    def image_tokens(self) -> int:
+        """Tokens per camera: the keypoints, or the pooled grid's cells."""
+        return self.image_keypoints or self.image_grid**2
 
     @property
     def head_width(self) -> int:

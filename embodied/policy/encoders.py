@@ -43,27 +43,80 @@ class _FiLMBlock(nn.Module):
         return nn.functional.silu(self.norm(self.conv(x)) * (1.0 + gamma) + beta)
 
 
-class ImageEncoder(nn.Module):
-    """Camera images -> a grid of tokens per image, modulated by the instruction.
+def pool_weights(h: int, w: int, grid: int) -> torch.Tensor:
+    """float32[grid * grid, h * w]: `nn.AdaptiveAvgPool2d(grid)` on an h x w map as weights of
+    one matmul (the ONNX exporter only handles pooling sizes that divide the input size)."""
+    def bins(n: int) -> torch.Tensor:
+        m = torch.zeros(grid, n)
+        for i in range(grid):
+            lo, hi = (i * n) // grid, -(-((i + 1) * n) // grid)
+            m[i, lo:hi] = 1.0 / (hi - lo)
+        return m
 
-    Input uint8[N, h, w, 3] (any resolution) and language embeddings float32[N, L];
-    output float32[N, G, d] with G = image_grid**2 tokens, each with a learned position.
+    return torch.einsum("ai,bj->abij", bins(h), bins(w)).reshape(grid * grid, h * w)
+
+
+def map_coordinates(h: int, w: int) -> torch.Tensor:
+    """float32[h * w, 2]: (x, y) of each cell centre of an h x w map, in [-1, 1]."""
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) * (2.0 / h) - 1.0
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (2.0 / w) - 1.0
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(h * w, 2)
+
+
+KEYPOINT_FREQUENCIES = (1.0, 2.0, 4.0)  # Fourier features of keypoint positions [cycles per half image]
+
+
+def fourier_features(xy: torch.Tensor) -> torch.Tensor:
+    """float32[..., 2] positions in [-1, 1] -> float32[..., 2 + 4 F]: the positions, then sin and
+    cos of pi f x and pi f y for each of the F `KEYPOINT_FREQUENCIES`."""
+    angles = torch.cat([xy * (math.pi * f) for f in KEYPOINT_FREQUENCIES], dim=-1)
+    return torch.cat([xy, angles.sin(), angles.cos()], dim=-1)
+
+
+class ImageEncoder(nn.Module):
+    """Camera images -> tokens per image, modulated by the instruction.
+
+    Input uint8[N, h, w, 3] (any resolution) and language embeddings float32[N, L]; output
+    float32[N, G, d]. The FiLM conv stem makes a feature map; each token reads it through
+    weights over the map's cells (G x cells) and is `proj` of the features so read plus a
+    learned `position` per token:
+        grid (config.image_keypoints = 0): fixed weights, average pooling to
+            image_grid x image_grid cells, G = image_grid**2;
+        keypoints (image_keypoints = K > 0): G = K learned keypoints, each a spatial softmax
+            over the map (a 1x1 conv's logits), so a token follows where its feature is, e.g. the
+            named cube. Its token also carries that expected position (`fourier_features`):
+            sub-cell precision that average pooling throws away.
     """
 
     def __init__(self, config: PolicyConfig, lang_dim: int):
         super().__init__()
         chans = (3, *config.image_channels)
+        self.grid, self.keypoints = config.image_grid, config.image_keypoints
         self.blocks = nn.ModuleList(_FiLMBlock(a, b, lang_dim) for a, b in zip(chans[:-1], chans[1:]))
-        self.pool = nn.AdaptiveAvgPool2d(config.image_grid)
         self.proj = nn.Linear(chans[-1], config.width)
-        self.position = nn.Parameter(torch.randn(config.image_grid**2, config.width) * 0.02)
+        self.position = nn.Parameter(torch.randn(config.image_tokens, config.width) * 0.02)
+        if self.keypoints:
+            self.keypoint_logits = nn.Conv2d(chans[-1], self.keypoints, 1)
+            self.keypoint_where = nn.Linear(2 + 4 * len(KEYPOINT_FREQUENCIES), config.width)
 
     def forward(self, images: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).float() * (1.0 / 63.75) - 2.0  # [0, 255] -> [-2, 2]
         for block in self.blocks:
             x = block(x, lang)
-        x = self.pool(x).flatten(2).transpose(1, 2)  # [N, G, C]
-        return self.proj(x) + self.position
+        weights = self.readout_weights(x)
+        tokens = self.proj(weights @ x.flatten(2).transpose(1, 2)) + self.position  # [N, G, d]
+        if self.keypoints:
+            where = weights @ map_coordinates(*x.shape[-2:]).to(x)  # [N, K, 2]
+            tokens = tokens + self.keypoint_where(fourier_features(where))
+        return tokens
+
+    def readout_weights(self, features: torch.Tensor) -> torch.Tensor:
+        """How each token reads the feature map float32[N, C, h, w]: float32[N, K, h w] spatial
+        softmaxes (keypoints), or the average pooling float32[1, G, h w] (grid)."""
+        if self.keypoints:
+            return self.keypoint_logits(features).flatten(2).softmax(-1)
+        h, w = (int(n) for n in features.shape[-2:])
+        return pool_weights(h, w, self.grid).to(features)[None]
 
 
 class TokenAttentionPool(nn.Module):

@@ -6,7 +6,8 @@
                                         padding masked (config.language_tokens = L > 0), or the
                                         sentence embedding as one token (language_tokens = 0)
     The FiLM vector is the sentence embedding, followed by the token embeddings pooled by
-    learned attention queries when config.film_queries > 0.
+    learned attention queries when config.film_queries > 0. The stem's feature map becomes
+    tokens by average pooling to a grid, or by learned keypoints (config.image_keypoints).
     language tokens, image tokens, robot tokens, state tokens (adapter), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
@@ -154,7 +155,7 @@ class VLAPolicy(nn.Module):
         lang, language_tokens, language_ignore = self._language(batch["instruction"])
         b, d, cfg = lang.shape[0], self.config.width, self.config
         images, camera_mask = batch["images"].to(device), batch["camera_mask"].to(device)
-        k, g = camera_mask.shape[1], cfg.image_grid**2
+        k, g = camera_mask.shape[1], cfg.image_tokens
         image_tokens = lang.new_zeros(b, k, g, d)
         present = camera_mask.nonzero(as_tuple=True)
         if present[0].numel():
@@ -223,7 +224,7 @@ class VLAPolicy(nn.Module):
         shapes = {img.shape for img in obs.images.values()}
         if len(shapes) > 1:
             raise InvalidInput(f"camera images of one observation differ in shape {sorted(shapes)}; resize them")
-        shape = next(iter(shapes)) if shapes else (self.config.image_grid,) * 2 + (3,)
+        shape = next(iter(shapes)) if shapes else (8, 8, 3)  # no camera: masked out, any size
         images = np.zeros((1, len(adapter.cameras), *shape), np.uint8)
         for j, cam in enumerate(adapter.cameras):
             if cam in obs.images:

@@ -29,7 +29,7 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str,
     sources, _, _ = open_sources(cfg.data, cfg.recipe)
     check_sources(sources, only_robot=robot)
     policy = load_checkpoint(base, language=LanguageEncoder(cache_dir=cfg.cache_dir))
-    dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, cfg.augment, cfg.seed)
+    dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, cfg.augment, cfg.seed, cfg.state_noise)
     spec = robots.load(robot)
     torch.manual_seed(cfg.seed)
     policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])

@@ -37,6 +37,8 @@ class TrainConfig:
         diverge_factor, diverge_after: stop when the smoothed loss exceeds diverge_factor x its
             best value, once diverge_after steps are done.
         augment: random image shift and colour jitter.
+        state_noise: std of Gaussian noise on the normalized proprioception of training
+            samples (`embodied.data.transforms.StateNoise`); 0: none.
         preload: decode every image into memory once and draw frames independently (better
             mixed batches, no decoding per step; needs frames x cameras x h x w x 3 bytes of RAM).
         language_cache: folder of cached instruction embeddings (None: default_language_cache()).
@@ -65,6 +67,7 @@ class TrainConfig:
     diverge_factor: float = 10.0
     diverge_after: int = 50
     augment: bool = True
+    state_noise: float = 0.0
     preload: bool = False
     language_cache: str | None = None
     progress: bool = True
@@ -79,6 +82,8 @@ class TrainConfig:
         bad = {k: v for k, v in ints.items() if not isinstance(v, int) or v < 1}
         if bad or self.workers < 0 or self.warmup < 0 or self.diverge_after < 0:
             raise ConfigError(f"training config: {bad or 'workers, warmup, diverge_after'} must be positive integers")
+        if not self.state_noise >= 0:
+            raise ConfigError(f"training config: state_noise must be >= 0 (normalized units), found {self.state_noise}")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"training config: schedule must be 'cosine' or 'constant', found {self.schedule!r}")
         if not (self.lr > 0 and self.grad_clip > 0 and self.diverge_factor > 1 and self.weight_decay >= 0):

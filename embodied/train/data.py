@@ -27,7 +27,7 @@ from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, _worker_init
 from embodied.data.mixture import load_recipe, open_source
 from embodied.data.sampler import ChunkBatchSampler, UniformBatchSampler
-from embodied.data.transforms import ImageAugment, ResizeImages
+from embodied.data.transforms import ImageAugment, ResizeImages, StateNoise
 from embodied.errors import DataError, SchemaMismatch
 
 
@@ -76,10 +76,11 @@ def check_sources(sources: Sequence[Any], only_robot: str | None = None) -> list
 
 
 def build_dataset(sources: Sequence[Any], horizon: int, normalization: str = "mean_std", augment: bool = True,
-                  seed: int = 0) -> PooledDataset:
-    """PooledDataset over checked sources; images resized to the most common resolution when robots differ."""
+                  seed: int = 0, state_noise: float = 0.0) -> PooledDataset:
+    """PooledDataset over checked sources; images resized to the most common resolution when
+    robots differ; `state_noise` > 0 adds `StateNoise` of that std (normalized units)."""
     sizes = Counter(hw for s in sources for hw in s.cameras.values())
-    transforms = []
+    transforms: list[Any] = [StateNoise(state_noise)] if state_noise else []
     if len(sizes) > 1:
         h, w = sizes.most_common(1)[0][0]
         transforms.append(ResizeImages(h, w))

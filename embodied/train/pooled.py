@@ -87,7 +87,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     state = _resume_state(cfg, run)
     if state is not None:
         config = PolicyConfig.from_dict(json.loads((checkpoint_dir(run, LAST) / POLICY_CONFIG).read_text()))
-    dataset = build_dataset(sources, config.chunk, normalization, cfg.augment, cfg.seed)
+    dataset = build_dataset(sources, config.chunk, normalization, cfg.augment, cfg.seed, cfg.state_noise)
     language = LanguageEncoder(cache_dir=cfg.cache_dir)
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     policy = VLAPolicy.for_robots(config, robot_names, language, Normalizer(dataset.norm_stats, normalization))

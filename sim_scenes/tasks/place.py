@@ -10,10 +10,8 @@ class Place(Task):
 
     name = "place"
     time_limit = 12.0
+    goal_kind = "bin"
     layout = {"bin": 2, "cube": 2}
-
-    def roles(self) -> tuple[str, str]:
-        return "cube0", "bin0"
 
     def success(self, scene: Scene, inst: Instance) -> bool:
         cube, yaw = scene.body_pos(inst.target), scene.body_yaw(inst.goal)

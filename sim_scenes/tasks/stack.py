@@ -9,10 +9,8 @@ class Stack(Task):
 
     name = "stack"
     time_limit = 12.0
+    goal_kind = "cube"
     layout = {"cube": 3}
-
-    def roles(self) -> tuple[str, str]:
-        return "cube0", "cube1"
 
     def success(self, scene: Scene, inst: Instance) -> bool:
         top, base = scene.body_pos(inst.target), scene.body_pos(inst.goal)

@@ -12,7 +12,7 @@ from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, make_loader
 from embodied.data.mixture import MissingDataset, RecipeError, load_recipe
 from embodied.data.sampler import ChunkBatchSampler, MixtureSampler, UniformBatchSampler
-from embodied.data.transforms import ImageAugment, Normalize, ResizeImages, Unnormalize
+from embodied.data.transforms import ImageAugment, Normalize, ResizeImages, StateNoise, Unnormalize
 from embodied.errors import DataError
 
 H = 4
@@ -182,6 +182,20 @@ def test_augmentation_changes_images_keeps_shapes_and_is_seeded(stores):
         np.testing.assert_array_equal(aug[(5, 123)]["images"][cam], y["images"][cam])
     assert not np.array_equal(aug[(5, 124)]["images"]["front"], y["images"]["front"])
     np.testing.assert_array_equal(y["actions"], x["actions"])
+
+
+def test_state_noise_blurs_the_state_only_and_is_seeded(stores):
+    a, _ = stores
+    plain = PooledDataset([a], horizon=H)
+    noisy = PooledDataset([a], horizon=H, transforms=[StateNoise(0.5)])
+    x, y = plain[(5, 123)], noisy[(5, 123)]
+    assert 0.05 < np.abs(y["state"] - x["state"]).mean() < 2.0 and y["state"].dtype == np.float32
+    np.testing.assert_array_equal(noisy[(5, 123)]["state"], y["state"])  # the sample's seed decides
+    assert not np.array_equal(noisy[(5, 124)]["state"], y["state"])
+    np.testing.assert_array_equal(y["actions"], x["actions"])
+    np.testing.assert_array_equal(y["images"]["front"], x["images"]["front"])
+    with pytest.raises(DataError, match="state noise must be >= 0"):
+        StateNoise(-0.1)
 
 
 def _recipe(tmp_path: Path, text: str) -> Path:

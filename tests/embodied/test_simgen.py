@@ -9,6 +9,7 @@ from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.data import EpisodeStore
 from embodied.errors import SchemaMismatch
+from sim_scenes import SimScenesError
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +77,16 @@ def test_data_cli(koch_store, tmp_path, capsys):
     assert '"q99"' in capsys.readouterr().out
     assert main(["data", "info", str(tmp_path / "missing.zarr")]) == 2
     assert "not an episode store" in capsys.readouterr().err
+
+
+def test_variants_demonstrate_one_scene_with_every_target(tmp_path):
+    out = tmp_path / "pairs.zarr"
+    summary = generate(SimgenConfig("koch", "lift", 3, out, workers=2, variants=3), progress=False)
+    store = EpisodeStore.open(out)
+    assert summary["kept"] == 3 and store.seeds() == {0}
+    episodes = list(store)
+    assert len({ep.task for ep in episodes}) == 3  # three cubes named
+    np.testing.assert_array_equal(episodes[0].images["top"][0], episodes[2].images["top"][0])  # one scene
+    assert np.abs(episodes[0].action[-1] - episodes[1].action[-1]).max() > 0.05  # other actions
+    with pytest.raises(SimScenesError, match="--variants 4: task 'lift' has 3 role variants"):
+        generate(SimgenConfig("koch", "lift", 4, out, variants=4), progress=False)

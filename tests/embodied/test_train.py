@@ -161,12 +161,16 @@ def test_bad_datasets_are_clear_errors(tmp_path, stores, cache, capsys):
 def test_cli_set_overrides_preset_fields(tmp_path, stores, cache, capsys):
     out = tmp_path / "set"
     assert main(["train", "--data", *stores, "--preset", "tiny", "--set", "film_queries=0", "chunk=2",
-                 "--steps", "2", "--batch-size", "4", "--workers", "0", "--warmup", "0", "--cache", str(cache),
-                 "--out", str(out), "--no-progress"]) == 0
+                 "image_keypoints=3", "--state-noise", "0.2", "--steps", "2", "--batch-size", "4", "--workers", "0",
+                 "--warmup", "0", "--cache", str(cache), "--out", str(out), "--no-progress"]) == 0
     saved = load_checkpoint(out / "last").config
-    assert (saved.film_queries, saved.chunk, saved.language_tokens) == (0, 2, 8)
-    assert json.loads((out / "train_config.json").read_text())["policy_overrides"] == {"film_queries": 0, "chunk": 2}
-    for bad, message in (["chunk"], "--set takes FIELD=VALUE"), (["chunck=2"], "unknown policy config fields"):
-        assert main(["train", "--data", *stores, "--preset", "tiny", "--set", *bad, "--out", str(tmp_path / "x"),
+    assert (saved.film_queries, saved.chunk, saved.language_tokens, saved.image_tokens) == (0, 2, 8, 3)
+    recorded = json.loads((out / "train_config.json").read_text())
+    assert recorded["policy_overrides"] == {"film_queries": 0, "chunk": 2, "image_keypoints": 3}
+    assert recorded["state_noise"] == 0.2
+    for bad, message in ((["--set", "chunk"], "--set takes FIELD=VALUE"),
+                         (["--set", "chunck=2"], "unknown policy config fields"),
+                         (["--state-noise", "-1"], "state_noise must be >= 0")):
+        assert main(["train", "--data", *stores, "--preset", "tiny", *bad, "--out", str(tmp_path / "x"),
                      "--no-progress"]) == 2
         assert message in capsys.readouterr().err

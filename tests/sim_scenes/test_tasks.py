@@ -154,7 +154,40 @@ def test_push_layout_feasible(envs):
     for seed in range(5):
         env.reset(seed=seed)
         xy = {p: env.scene.body_pos(p)[:2] for p in env.scene.props}
-        assert env.task.feasible(xy)
+        assert env.task.feasible(xy, env.instance.target, env.instance.goal)
         d = xy["zone0"] - xy["cube0"]
         start = xy["cube0"] - d / np.linalg.norm(d) * 1.6 * w.object_size
         assert np.all(np.abs(start - w.center) <= np.divide(w.size, 2) + 1e-9)
+
+
+def test_role_variants_cover_every_role_pair(envs):
+    assert envs["lift"].task.role_variants() == [("cube0", None), ("cube1", None), ("cube2", None)]
+    # variant 1 swaps every role where it can: the other cube and the other zone
+    assert envs["push"].task.role_variants() == [("cube0", "zone0"), ("cube1", "zone1"), ("cube0", "zone1"),
+                                                 ("cube1", "zone0")]
+    assert envs["place"].task.role_variants()[:2] == [("cube0", "bin0"), ("cube1", "bin1")]
+    stack = envs["stack"].task.role_variants()
+    assert stack[0] == ("cube0", "cube1") and len(stack) == 6 and all(t != g for t, g in stack)
+
+
+@pytest.mark.parametrize("task", ["lift", "push"])
+def test_variants_are_one_scene_with_another_instruction(envs, task):
+    """Same seed, another variant: every prop where it was, in its colour; another target
+    named in the instruction, phrased with the same template."""
+    env = envs[task]
+    for seed in range(4):
+        env.reset(seed=seed)
+        base = env.instance
+        poses = {p: env.scene.body_pos(p).copy() for p in env.scene.props}
+        env.reset(seed=seed, options={"variant": 1})
+        inst = env.instance
+        assert inst.colors == base.colors and inst.target != base.target
+        for p, pos in poses.items():
+            np.testing.assert_allclose(env.scene.body_pos(p), pos, atol=1e-9)
+        assert inst.noun(inst.target) in inst.instruction and inst.instruction != base.instruction
+        assert inst.instruction.split()[0] == base.instruction.split()[0]
+
+
+def test_out_of_range_variant(envs):
+    with pytest.raises(SimScenesError, match="role variants 0..2, found 3"):
+        envs["lift"].reset(seed=0, options={"variant": 3})
