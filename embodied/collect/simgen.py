@@ -67,14 +67,14 @@ def _episode(args: tuple[str, str, int, str, float, int]) -> tuple[int, Episode 
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
     from sim_scenes import tasks
-    from sim_scenes.errors import UnknownVariant, InvalidPace
+    from sim_scenes.errors import InvalidPace, UnknownVariant
 
     InvalidPace.check(cfg.pace)  # before the store records it
     robot = robots.load(cfg.robot)
     available = len(tasks.get(cfg.task)(robot).role_variants())
     if isinstance(cfg.variants, bool) or not isinstance(cfg.variants, int) or not 1 <= cfg.variants <= available:
         raise UnknownVariant(f"--variants {cfg.variants}: task {cfg.task!r} has {available} role variants "
-                                f"(1 to {available})")
+                             f"(1 to {available})")
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
     pace = store.attrs.get("expert_pace", 1.0)  # stores written before the pace existed hold pace 1
     if store.num_episodes and pace != cfg.pace:

@@ -12,7 +12,7 @@ import numpy as np
 
 from robots import RobotSpec
 from sim_scenes import language
-from sim_scenes.errors import UnknownVariant, PlacementError
+from sim_scenes.errors import PlacementError, UnknownVariant
 from sim_scenes.placement import place
 from sim_scenes.props import COLORS, Prop, add_bin, add_cube, add_zone
 from sim_scenes.scene import Scene
@@ -66,16 +66,17 @@ class Task(ABC):
         so the variants of one seed are one scene with different instructions. The layout is
         drawn feasible for variant 0 (`feasible`); another variant may ask more of the robot
         (a push from outside the workspace, a cube in the way): its expert may fail."""
+        target, goal = self.roles(variant)  # validates the variant before any draw
+        drawn_for = self.roles(0)
         colors: dict[str, str] = {}
         for kind in self.layout:
             names = [p.name for p in self.props if p.kind == kind]
             for name, color in zip(names, rng.choice(list(COLORS), size=len(names), replace=False)):
                 colors[name] = str(color)
                 scene.set_color(name, COLORS[str(color)])
-        target, goal = self.roles(variant)  # validates the variant before any draw
         for _ in range(100):
             xy = place(self.props, self.robot.workspace, rng, margin=0.2 * self.s)
-            if self.feasible(xy, *self.roles(0)):
+            if self.feasible(xy, *drawn_for):
                 break
         else:
             raise PlacementError(f"task {self.name!r}: no feasible layout in 100 draws for robot {self.robot.name!r}; "
@@ -117,8 +118,7 @@ class Task(ABC):
         """Body names of the target and the goal in `variant` (`role_variants`)."""
         variants = self.role_variants()
         if isinstance(variant, bool) or not isinstance(variant, (int, np.integer)) or not 0 <= variant < len(variants):
-            raise UnknownVariant(f"task {self.name!r} has role variants 0..{len(variants) - 1}, "
-                                    f"found {variant!r}")
+            raise UnknownVariant(f"task {self.name!r} has role variants 0..{len(variants) - 1}, found {variant!r}")
         return variants[int(variant)]
 
     @abstractmethod
