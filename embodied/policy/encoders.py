@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -43,9 +44,11 @@ class _FiLMBlock(nn.Module):
         return nn.functional.silu(self.norm(self.conv(x)) * (1.0 + gamma) + beta)
 
 
+@lru_cache(maxsize=None)
 def pool_weights(h: int, w: int, grid: int) -> torch.Tensor:
     """float32[grid * grid, h * w]: `nn.AdaptiveAvgPool2d(grid)` on an h x w map as weights of
-    one matmul (the ONNX exporter only handles pooling sizes that divide the input size)."""
+    one matmul (the ONNX exporter only handles pooling sizes that divide the input size).
+    Built once per size (cached: read it, never write to it)."""
     def bins(n: int) -> torch.Tensor:
         m = torch.zeros(grid, n)
         for i in range(grid):
@@ -56,8 +59,10 @@ def pool_weights(h: int, w: int, grid: int) -> torch.Tensor:
     return torch.einsum("ai,bj->abij", bins(h), bins(w)).reshape(grid * grid, h * w)
 
 
+@lru_cache(maxsize=None)
 def map_coordinates(h: int, w: int) -> torch.Tensor:
-    """float32[h * w, 2]: (x, y) of each cell centre of an h x w map, in [-1, 1]."""
+    """float32[h * w, 2]: (x, y) of each cell centre of an h x w map, in [-1, 1] (cached like
+    `pool_weights`)."""
     ys = (torch.arange(h, dtype=torch.float32) + 0.5) * (2.0 / h) - 1.0
     xs = (torch.arange(w, dtype=torch.float32) + 0.5) * (2.0 / w) - 1.0
     return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(h * w, 2)
@@ -106,7 +111,8 @@ class ImageEncoder(nn.Module):
         weights = self.readout_weights(x)
         tokens = self.proj(weights @ x.flatten(2).transpose(1, 2)) + self.position  # [N, G, d]
         if self.keypoints:
-            where = weights @ map_coordinates(*x.shape[-2:]).to(x)  # [N, K, 2]
+            h, w = (int(n) for n in x.shape[-2:])
+            where = weights @ map_coordinates(h, w).to(x)  # [N, K, 2]
             tokens = tokens + self.keypoint_where(fourier_features(where))
         return tokens
 
