@@ -1,7 +1,8 @@
 """`embodied bench policy`: cost of the VLA policy on this machine.
 
 - inference latency of the `small` preset in fp32 on 2 threads: `VLAPolicy.act` on one
-  observation of so100 (two 96 x 96 cameras), p50 / p99 per chunk, both action heads;
+  observation of so100 (two 96 x 96 cameras), p50 / p99 per chunk, both action heads, and
+  the L1 head over the frozen EfficientNet-Lite0 backbone (`BACKBONE`);
 - parameter counts (shared and per robot adapter);
 - peak memory (RSS) of a process training `small` for a few steps at the default batch
   size on simulated demonstrations (single process, no DataLoader workers: each worker
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 TARGETS = {"train_peak_rss_gb": 6.0}
+# `small` over the pretrained backbone, as in README's A/B runs
+BACKBONE = {"image_backbone": "efficientnet_lite0", "image_channels": (64, 96)}
 
 
 def _stats(dim: int):
@@ -30,7 +33,7 @@ def _stats(dim: int):
     return {"state": NormStats(z, o, -o, o, 1), "actions": NormStats(z, o, -o, o, 1)}
 
 
-def _latency(head: str, calls: int, threads: int, cache: str) -> dict:
+def _latency(head: str, calls: int, threads: int, cache: str, overrides: dict | None = None) -> dict:
     import torch
 
     import robots
@@ -40,7 +43,8 @@ def _latency(head: str, calls: int, threads: int, cache: str) -> dict:
     torch.set_num_threads(threads)
     spec = robots.load("so100")
     n = len(spec.state_names)
-    policy = VLAPolicy.for_robots(preset("small", head=head), ["so100"], LanguageEncoder(cache_dir=cache),
+    policy = VLAPolicy.for_robots(preset("small", head=head, **(overrides or {})), ["so100"],
+                                  LanguageEncoder(cache_dir=cache),
                                   Normalizer({"so100": _stats(n)})).eval()
     rng = np.random.default_rng(0)
     obs = Observation("so100", "pick up the red cube", rng.normal(size=n).astype(np.float32),
@@ -81,6 +85,9 @@ def run(calls: int = 200, threads: int = 2, train_steps: int = 5, batch_size: in
     batch_size = batch_size or TrainConfig.__dataclass_fields__["batch_size"].default
     cache = str(default_language_cache())
     latency = {head: _isolated(_latency, head, calls, threads, cache) for head in ("l1", "flow")}
+    latency["l1+efficientnet_lite0"] = {**_isolated(_latency, "l1", calls, threads, cache, BACKBONE),
+                                        "overrides": {k: list(v) if isinstance(v, tuple) else v
+                                                      for k, v in BACKBONE.items()}}
     with tempfile.TemporaryDirectory() as tmp:
         data = [str(Path(tmp) / f"{r}_lift.zarr") for r in ("so100", "koch")]
         for r, d in zip(("so100", "koch"), data):

@@ -12,7 +12,7 @@ Batch (B samples, K camera slots, H chunk length)::
     action_valid           bool[B, H]                False past the episode end
     images                 uint8[B, K, h, w, 3]      black ...
     camera_mask            bool[B, K]                ... where False (camera absent)
-    source, episode, frame, seed   int64[B]
+    source, episode, frame, index, seed   int64[B]
 
 Padded values carry no meaning: consumers must read the masks (a missing action
 dimension means "hold", never zero).
@@ -93,5 +93,5 @@ class Collate:
             "action_valid": torch.from_numpy(np.stack([s["action_valid"] for s in samples])),
             "images": torch.from_numpy(images), "camera_mask": torch.from_numpy(camera_mask),
             **{key: torch.tensor([int(s[key]) for s in samples], dtype=torch.int64)
-               for key in ("source", "episode", "frame", "seed")},
+               for key in ("source", "episode", "frame", "index", "seed") if key in samples[0]},
         }

@@ -11,6 +11,7 @@ A sample (index = one frame of one source) is::
                                        end the last action is repeated ...
     action_valid bool[H]               ... and marked False here
     source, episode, frame             int: dataset index, episode index, frame in episode
+    index                              int: the sample's index in this dataset
     seed         int                   drives random transforms (augmentation)
 
 Reading: state and action columns of every source are read into memory once (a few
@@ -230,7 +231,7 @@ class PooledDataset(torch.utils.data.Dataset):
             "cameras": self.cameras[s],
             "actions": action[np.minimum(steps, end - 1)],
             "action_valid": steps < end,
-            "source": s, "episode": ep, "frame": f - start,
+            "source": s, "episode": ep, "frame": f - start, "index": int(index),
             "seed": int(seed) if seed is not None else (self.seed * 1_000_003 + int(index)) % 2**63,
         }
 

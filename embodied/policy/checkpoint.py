@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 import robots
 from embodied.data.transforms import NormStats
 from embodied.errors import CheckpointMismatch, CorruptCheckpoint
+from embodied.policy.backbones import backbone_identity
 from embodied.policy.config import PolicyConfig
 from embodied.policy.encoders import LanguageEncoder
 from embodied.policy.model import VLAPolicy
@@ -37,6 +38,14 @@ from embodied.policy.normalizer import Normalizer
 FORMAT = 1
 WEIGHTS, CONFIG, STATS, MANIFEST, ADAPTERS = "weights.safetensors", "config.json", "norm_stats.json", "manifest.json", "adapters"
 IMAGE_ENCODER = {"name": "conv-stem-film", "trained": True}
+
+
+def image_encoder_identity(config: PolicyConfig) -> dict[str, Any]:
+    """The manifest's image encoder: the FiLM conv layers, and the frozen backbone they read
+    (its weights are in weights.safetensors too, so loading needs no package version)."""
+    if config.image_backbone == "none":
+        return IMAGE_ENCODER
+    return {**IMAGE_ENCODER, "backbone": backbone_identity(config.image_backbone, config.backbone_stride)}
 
 
 def _sha256(path: Path) -> str:
@@ -95,7 +104,7 @@ def save_checkpoint(policy: VLAPolicy, path: str | os.PathLike) -> Path:
     _write_json(path / STATS, policy.normalizer.to_dict())
     _write_json(path / MANIFEST, {
         "format": FORMAT, "chunk": policy.config.chunk, "weights_sha256": _sha256(path / WEIGHTS),
-        "encoders": {"language": policy.language.identity, "image": IMAGE_ENCODER},
+        "encoders": {"language": policy.language.identity, "image": image_encoder_identity(policy.config)},
         "robots": {name: _robot_entry(policy, name) for name in policy.adapters.names},
     })
     return path

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 from embodied.errors import ConfigError
 
 HEADS = ("l1", "flow")
+BACKBONES = ("none", "efficientnet_lite0")
+BACKBONE_STRIDES = (8, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,14 @@ class PolicyConfig:
         heads: attention heads (divides width).
         mlp_ratio: hidden width of the trunk MLPs, as a multiple of width.
         dropout: dropout of the trunk.
-        image_channels: channels of the conv stem; one stride-2 block per entry.
+        image_backbone: "none": the FiLM conv layers read the pixels (a stem trained from
+            scratch). "efficientnet_lite0": they read the feature map of a frozen ImageNet
+            EfficientNet-Lite0 cut at `backbone_stride` (`embodied.policy.backbones`), which
+            training computes once per frame.
+        backbone_stride: output stride of the backbone's feature map: 8 (40 channels), 16
+            (112) or 32 (320).
+        image_channels: channels of the FiLM conv layers, one 3x3 block per entry: stride 2
+            on pixels, stride 1 on backbone features.
         image_grid: the stem's feature map is pooled to image_grid x image_grid tokens per camera
             (when image_keypoints is 0).
         image_keypoints: K > 0: each camera gives K keypoint tokens instead of the pooled grid,
@@ -64,6 +73,8 @@ class PolicyConfig:
     heads: int = 4
     mlp_ratio: int = 4
     dropout: float = 0.0
+    image_backbone: str = "none"
+    backbone_stride: int = 8
     image_channels: tuple[int, ...] = (32, 48, 64, 96)
     image_grid: int = 4
     image_keypoints: int = 0
@@ -99,6 +110,12 @@ class PolicyConfig:
                               f"found {self.image_channels}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"policy config {self.name!r}: dropout must lie in [0, 1), found {self.dropout}")
+        if self.image_backbone not in BACKBONES:
+            raise ConfigError(f"policy config {self.name!r}: unknown image_backbone {self.image_backbone!r}; use one "
+                              f"of {BACKBONES}")
+        if self.backbone_stride not in BACKBONE_STRIDES:
+            raise ConfigError(f"policy config {self.name!r}: backbone_stride must be one of {BACKBONE_STRIDES}, found "
+                              f"{self.backbone_stride}")
         if self.head not in HEADS:
             raise ConfigError(f"policy config {self.name!r}: unknown head {self.head!r}; use one of {HEADS}")
 

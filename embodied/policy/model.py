@@ -1,20 +1,22 @@
 """VLAPolicy: images + instruction + proprioception -> an action chunk, for many robots.
 
-    instruction ─> MiniLM (frozen) ─┬─> FiLM vector ───FiLM──> image conv stem
-                                    │       ─> image tokens (+ camera embedding)
+    instruction ─> MiniLM (frozen) ─┬─> FiLM vector ───FiLM──> image conv layers (on pixels, or on a
+                                    │       frozen backbone's features) ─> image tokens (+ camera embedding)
                                     └─> language tokens via lang_proj: the L token embeddings,
                                         padding masked (config.language_tokens = L > 0), or the
                                         sentence embedding as one token (language_tokens = 0)
     The FiLM vector is the sentence embedding, followed by the token embeddings pooled by
-    learned attention queries when config.film_queries > 0. The stem's feature map becomes
-    tokens by average pooling to a grid, or by learned keypoints (config.image_keypoints).
+    learned attention queries when config.film_queries > 0. The conv layers' feature map
+    becomes tokens by average pooling to a grid, or by learned keypoints (config.image_keypoints).
     language tokens, image tokens, robot tokens, state tokens (adapter), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
 
 Batches are those of `embodied.data.collate.Collate`, normalized by the loader
-(`embodied.data.transforms.Normalize`); `act` normalizes a raw `Observation` itself with
-the statistics the policy keeps (`Normalizer`) and returns actions in robot units.
+(`embodied.data.transforms.Normalize`), optionally with `image_features` float[B, K, C, h, w]
+(the frozen backbone's features of `images`, cached per frame: `embodied.train.features`);
+`act` normalizes a raw `Observation` itself with the statistics the policy keeps
+(`Normalizer`) and returns actions in robot units.
 """
 
 from __future__ import annotations
@@ -159,7 +161,9 @@ class VLAPolicy(nn.Module):
         image_tokens = lang.new_zeros(b, k, g, d)
         present = camera_mask.nonzero(as_tuple=True)
         if present[0].numel():
-            encoded = self.image(images[present], lang[present[0]])
+            cached = batch.get("image_features")  # the frozen backbone's, per camera slot (training)
+            features = cached[present].to(device) if cached is not None else self.image.features(images[present])
+            encoded = self.image.tokens(features, lang[present[0]])
             cams = self._camera_embeddings(batch, groups)[present][:, None]
             image_tokens = image_tokens.index_put(present, encoded + cams)
         state, state_mask = batch["state"].to(device), batch["state_mask"].to(device)

@@ -17,8 +17,9 @@ import torch
 import robots
 from embodied.policy import LanguageEncoder, load_checkpoint, save_adapter
 from embodied.train.config import TrainConfig
-from embodied.train.data import BatchStream, build_dataset, check_sources, open_sources
+from embodied.train.data import BatchStream, augments, build_dataset, check_sources, open_sources
 from embodied.train.distributed import Dist
+from embodied.train.features import batch_stream
 from embodied.train.loop import Fit, fit
 from embodied.train.rundir import resolve_policy
 
@@ -29,7 +30,8 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str,
     sources, _, _ = open_sources(cfg.data, cfg.recipe)
     check_sources(sources, only_robot=robot)
     policy = load_checkpoint(base, language=LanguageEncoder(cache_dir=cfg.cache_dir))
-    dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, cfg.augment, cfg.seed, cfg.state_noise)
+    dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, augments(cfg, policy.config), cfg.seed,
+                            cfg.state_noise)
     spec = robots.load(robot)
     torch.manual_seed(cfg.seed)
     policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])
@@ -42,7 +44,8 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str,
     def save(kind: str, state: dict[str, Any]) -> str:
         return str(save_adapter(policy, robot, base)) if kind == "last" else ""
 
-    summary = fit(Fit(policy, params, stream.from_step, [robot], cfg, Dist(), run, save))
+    batches = batch_stream(stream.from_step, dataset, policy.image)
+    summary = fit(Fit(policy, params, batches, [robot], cfg, Dist(), run, save))
     adapter = base / "adapters" / f"{robot}.safetensors"
     return {**summary, "robot": robot, "base": str(base), "adapter": str(adapter),
             "adapter_bytes": adapter.stat().st_size, "base_bytes": (base / "weights.safetensors").stat().st_size,

@@ -14,6 +14,7 @@ from its own seed stream (seed, rank).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -29,6 +30,10 @@ from embodied.data.mixture import load_recipe, open_source
 from embodied.data.sampler import ChunkBatchSampler, UniformBatchSampler
 from embodied.data.transforms import ImageAugment, ResizeImages, StateNoise
 from embodied.errors import DataError, SchemaMismatch
+from embodied.policy.config import PolicyConfig
+from embodied.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def open_sources(data: Sequence[str] = (), recipe: str | None = None) -> tuple[list[Any], list[float] | None, str]:
@@ -73,6 +78,16 @@ def check_sources(sources: Sequence[Any], only_robot: str | None = None) -> list
     if mixed:
         raise SchemaMismatch(f"datasets of one robot disagree on cameras or resolutions: {mixed}")
     return list(dict.fromkeys(s.robot for s in sources))
+
+
+def augments(cfg: TrainConfig, policy: PolicyConfig) -> bool:
+    """Whether training augments images: as `cfg.augment` asks, except over a frozen backbone,
+    whose features are cached per frame (`embodied.train.features`) and so see each frame as stored."""
+    if cfg.augment and policy.image_backbone != "none":
+        log.info("image augmentation off: the frozen %s features are computed once per stored frame",
+                 policy.image_backbone)
+        return False
+    return cfg.augment
 
 
 def build_dataset(sources: Sequence[Any], horizon: int, normalization: str = "mean_std", augment: bool = True,

@@ -23,8 +23,9 @@ from embodied.policy.checkpoint import CONFIG as POLICY_CONFIG
 from embodied.policy.normalizer import Normalizer
 from embodied.train import distributed
 from embodied.train.config import TrainConfig
-from embodied.train.data import BatchStream, build_dataset, check_sources, open_sources
+from embodied.train.data import BatchStream, augments, build_dataset, check_sources, open_sources
 from embodied.train.errors import ResumeMismatch
+from embodied.train.features import batch_stream
 from embodied.train.loop import Fit, fit
 from embodied.train.rundir import BEST, CONFIG, LAST, STATE, checkpoint_dir, load_state, write_atomic
 
@@ -87,7 +88,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     state = _resume_state(cfg, run)
     if state is not None:
         config = PolicyConfig.from_dict(json.loads((checkpoint_dir(run, LAST) / POLICY_CONFIG).read_text()))
-    dataset = build_dataset(sources, config.chunk, normalization, cfg.augment, cfg.seed, cfg.state_noise)
+    dataset = build_dataset(sources, config.chunk, normalization, augments(cfg, config), cfg.seed, cfg.state_noise)
     language = LanguageEncoder(cache_dir=cfg.cache_dir)
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     policy = VLAPolicy.for_robots(config, robot_names, language, Normalizer(dataset.norm_stats, normalization))
@@ -117,6 +118,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
         return str(write_atomic(run / (LAST if kind == "last" else BEST), write))
 
     params = [p for p in policy.parameters() if p.requires_grad]
-    summary = fit(Fit(model, params, stream.from_step, robot_names, cfg, d, run, save), state)
+    batches = batch_stream(stream.from_step, dataset, policy.image, d.device)
+    summary = fit(Fit(model, params, batches, robot_names, cfg, d, run, save), state)
     return {**summary, "robots": robot_names, "frames": len(dataset), "out": str(run),
             "parameters": sum(p.numel() for p in policy.parameters())}

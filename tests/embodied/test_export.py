@@ -145,10 +145,13 @@ def test_export_refuses_bad_input(tmp_path, language, capsys):
         export_policy(tiny_policy(language), "so100", tmp_path / "b", INSTRUCTIONS[:1], gate=SimGate("lift"))
 
 
-@pytest.mark.parametrize("readout", [{"image_grid": 5}, {"image_keypoints": 6}], ids=["grid5", "keypoints"])
+@pytest.mark.parametrize("readout", [{"image_grid": 5}, {"image_keypoints": 6},
+                                     {"image_backbone": "efficientnet_lite0", "image_channels": (16,)}],
+                         ids=["grid5", "keypoints", "backbone"])
 def test_image_readouts_export_exactly(tmp_path, language, readout):
     """96 px -> 12 x 12 features pooled to 5 x 5 (a grid that does not divide the map; the
-    `small` preset has 6 -> 4), or read by 6 keypoints: the graph matches torch."""
+    `small` preset has 6 -> 4), or read by 6 keypoints, or the frozen EfficientNet-Lite0's
+    12 x 12 features under one FiLM layer: the graph matches torch."""
     policy = tiny_policy(language, **readout)
     m = export_policy(policy, "so100", tmp_path / "g5", INSTRUCTIONS[:1], heldout=2)
     engine = PolicyEngine(tmp_path / "g5")

