@@ -48,6 +48,18 @@ class InvalidPace(SimScenesError, ValueError):
         return pace
 
 
+class InvalidSettle(SimScenesError, ValueError):
+    HIGHEST = 5.0  # [s]
+
+    @classmethod
+    def check(cls, settle: float) -> float:
+        """`settle` [s], or InvalidSettle when it lies outside [0, HIGHEST]."""
+        if not 0.0 <= settle <= cls.HIGHEST:
+            raise cls(f"settle time {settle} s is outside [0, {cls.HIGHEST}]; 0 ends a demonstration at success, "
+                      "0.5 records half a second more")
+        return settle
+
+
 class UnknownVariant(SimScenesError, ValueError):
     """A role variant outside 0..n-1 for a task with n (`Task.role_variants`)."""
 

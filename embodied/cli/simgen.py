@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", type=int, default=1, help="demonstrations per scene (default 1): each seed's "
                    "scene again with other objects in the instruction's roles (another cube, zone or bin), so "
                    "only the instruction tells the demonstrations apart")
+    p.add_argument("--settle", type=float, default=0.0, help="seconds the expert goes on after success, recorded "
+                   "(default 0: a demonstration ends at success); the episode counts only if the task still "
+                   "holds at the end. 0.5 shows a policy the release and retreat of place and stack")
     p.set_defaults(run=run)
 
 
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from embodied.collect.simgen import SimgenConfig, generate
 
     cfg = SimgenConfig(args.robot, args.task, args.episodes, Path(args.out), args.workers, args.keep_failed,
-                       args.instructions, args.first_seed, args.pace, args.variants)
+                       args.instructions, args.first_seed, args.pace, args.variants, args.settle)
     summary = generate(cfg)
     print(f"{args.out}: kept {summary['kept']} new episodes ({summary['failed']} failed and dropped, "
           f"{summary['skipped_existing']} already there)")

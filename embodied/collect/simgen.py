@@ -40,18 +40,29 @@ class SimgenConfig:
     first_seed: int = 0
     pace: float = 1.0  # the expert's speed factor; recorded in the store, which holds one pace
     variants: int = 1  # demonstrations per scene, each with other objects in the task's roles
+    settle: float = 0.0  # seconds recorded after success (`sim_scenes.rollout.run_expert`); the store holds one
+
+    def expert_settings(self) -> dict[str, float]:
+        """What a store records about how its demonstrations were made (store attribute -> value)."""
+        return {"expert_pace": self.pace, "expert_settle": self.settle}
 
 
-def _episode(args: tuple[str, str, int, str, float, int]) -> tuple[int, Episode | None]:
+# A store written before a setting existed holds its default.
+_SETTING_DEFAULTS = {"expert_pace": 1.0, "expert_settle": 0.0}
+_SETTING_FLAGS = {"expert_pace": "--pace", "expert_settle": "--settle"}
+
+
+def _episode(args: tuple[str, str, int, str, float, int, float]) -> tuple[int, Episode | None]:
     """One demonstration, or None for a role variant the arm cannot reach in this layout."""
     from sim_scenes.env import worker_env
     from sim_scenes.errors import UnreachableWorkspace
     from sim_scenes.rollout import run_expert
 
-    robot, task, seed, instruction_set, pace, variant = args
+    robot, task, seed, instruction_set, pace, variant, settle = args
     env = worker_env(task, robot, images=True)
     try:
-        r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True, pace=pace, variant=variant)
+        r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True, pace=pace, variant=variant,
+                       settle=settle)
     except UnreachableWorkspace:
         if variant == 0:  # the layouts of variant 0 lie in the workspace: robot.toml is wrong
             raise
@@ -67,20 +78,23 @@ def _episode(args: tuple[str, str, int, str, float, int]) -> tuple[int, Episode 
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
     from sim_scenes import tasks
-    from sim_scenes.errors import InvalidPace, UnknownVariant
+    from sim_scenes.errors import InvalidPace, InvalidSettle, UnknownVariant
 
-    InvalidPace.check(cfg.pace)  # before the store records it
+    InvalidPace.check(cfg.pace)  # before the store records them
+    InvalidSettle.check(cfg.settle)
     robot = robots.load(cfg.robot)
     available = len(tasks.get(cfg.task)(robot).role_variants())
     if isinstance(cfg.variants, bool) or not isinstance(cfg.variants, int) or not 1 <= cfg.variants <= available:
         raise UnknownVariant(f"--variants {cfg.variants}: task {cfg.task!r} has {available} role variants "
                              f"(1 to {available})")
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
-    pace = store.attrs.get("expert_pace", 1.0)  # stores written before the pace existed hold pace 1
-    if store.num_episodes and pace != cfg.pace:
-        raise SchemaMismatch(f"{cfg.out} holds demonstrations at expert pace {pace}, not {cfg.pace}; generate "
-                             f"with --pace {pace} to extend it, or write to a new store")
-    store.set_attr("expert_pace", cfg.pace)
+    for key, value in cfg.expert_settings().items():
+        held = store.attrs.get(key, _SETTING_DEFAULTS[key])
+        if store.num_episodes and held != value:
+            raise SchemaMismatch(f"{cfg.out} holds demonstrations made with {key} {held}, not {value}; generate "
+                                 f"with {_SETTING_FLAGS[key]} {held} to extend it, or write to a new store")
+    for key, value in cfg.expert_settings().items():
+        store.set_attr(key, value)
     done = store.seeds()
     start = store.num_episodes
     need = cfg.episodes - start
@@ -94,7 +108,7 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         while True:
             if s not in done:
                 for variant in range(cfg.variants):
-                    yield (cfg.robot, cfg.task, s, cfg.instruction_set, cfg.pace, variant)
+                    yield (cfg.robot, cfg.task, s, cfg.instruction_set, cfg.pace, variant, cfg.settle)
             s += 1
 
     ctx = mp.get_context("forkserver")

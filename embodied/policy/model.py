@@ -162,7 +162,7 @@ class VLAPolicy(nn.Module):
         present = camera_mask.nonzero(as_tuple=True)
         if present[0].numel():
             cached = batch.get("image_features")  # the frozen backbone's, per camera slot (training)
-            features = cached[present].to(device) if cached is not None else self.image.features(images[present])
+            features = cached.to(device)[present] if cached is not None else self.image.features(images[present])
             encoded = self.image.tokens(features, lang[present[0]])
             cams = self._camera_embeddings(batch, groups)[present][:, None]
             image_tokens = image_tokens.index_put(present, encoded + cams)

@@ -47,11 +47,37 @@ def test_store_holds_one_expert_pace(koch_store, tmp_path):
     store = EpisodeStore.open(slow)
     assert store.attrs["expert_pace"] == 0.5 and store.seeds() == {0}
     assert len(store.episode(0).action) > 1.5 * len(EpisodeStore.open(koch_store[0]).episode(0).action)
-    with pytest.raises(SchemaMismatch, match="expert pace 0.5, not 1.0; generate with --pace 0.5"):
+    with pytest.raises(SchemaMismatch, match="expert_pace 0.5, not 1.0; generate with --pace 0.5"):
         generate(SimgenConfig("koch", "lift", 2, slow), progress=False)
     assert EpisodeStore.open(slow).num_episodes == 1
     assert main(["simgen", "--robot", "koch", "--task", "lift", "--episodes", "1", "--out", str(tmp_path / "bad.zarr"),
                  "--pace", "0"]) == 2
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_settle_records_the_release_and_retreat(tmp_path):
+    """Without --settle a place demonstration ends the step its gripper opens; with 0.5 s it
+    goes on (the same actions up to success), the release and retreat recorded and the cube
+    still in the bin at the end. A store holds one settle time."""
+    short, settled = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    generate(SimgenConfig("so100", "place", 1, short), progress=False)
+    assert main(["simgen", "--robot", "so100", "--task", "place", "--episodes", "1", "--out", str(settled),
+                 "--workers", "1", "--settle", "0.5"]) == 0
+    a, b = (EpisodeStore.open(p).episode(0) for p in (short, settled))
+    extra = round(0.5 * robots.load("so100").control_hz)
+    assert b.success and len(b.action) == len(a.action) + extra
+    np.testing.assert_array_equal(b.action[:len(a.action)], a.action)
+
+    def open_at_end(ep) -> int:
+        closed = np.flatnonzero(ep.action[:, -1] < 0.05)
+        return len(ep.action) - 1 - int(closed[-1])
+
+    assert open_at_end(a) <= 3 and open_at_end(b) >= extra
+    assert EpisodeStore.open(settled).attrs["expert_settle"] == 0.5
+    with pytest.raises(SchemaMismatch, match="expert_settle 0.5, not 0.0; generate with --settle 0.5"):
+        generate(SimgenConfig("so100", "place", 2, settled), progress=False)
+    assert main(["simgen", "--robot", "so100", "--task", "place", "--episodes", "1", "--out",
+                 str(tmp_path / "bad.zarr"), "--settle", "-1"]) == 2
     assert not (tmp_path / "bad.zarr").exists()
 
 
