@@ -169,8 +169,10 @@ def build_backbone(name: str, stride: int) -> FrozenBackbone:
     return FrozenBackbone(_efficientnet_lite0_state(), blocks_for_stride(stride))
 
 
+@lru_cache(maxsize=None)
 def backbone_identity(name: str, stride: int) -> dict[str, Any]:
-    """What a checkpoint records about its backbone: package, version, weights digest."""
+    """What a checkpoint records about its backbone: package, version, weights digest
+    (hashed once per process, not at every checkpoint; read it, never write to it)."""
     if name == "none":
         return {"name": "none"}
     path = efficientnet_lite0_file()

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -24,10 +24,9 @@ from embodied.data.loader import PooledDataset
 from embodied.data.transforms import ImageAugment
 from embodied.errors import DataError
 from embodied.policy.encoders import ImageEncoder
+from embodied.train.loop import Batches
 
 log = logging.getLogger(__name__)
-
-Batches = Callable[[int], Iterator[dict[str, Any]]]  # step -> batches from that step on
 
 
 class FrameFeatures:

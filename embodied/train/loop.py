@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # save(kind, state) -> where it went; kind is "last" or "best"; called on rank 0 only
 SaveFn = Callable[[str, dict[str, Any]], str]
+Batches = Callable[[int], Iterator[dict[str, Any]]]  # step -> batches from that step on
 
 
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
@@ -53,7 +54,7 @@ class Fit:
 
     model: nn.Module
     params: Sequence[nn.Parameter]
-    batches: Callable[[int], Iterator[dict[str, Any]]]  # step -> batches from that step on
+    batches: Batches
     robots: list[str]
     cfg: TrainConfig
     dist: Dist
