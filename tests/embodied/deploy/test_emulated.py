@@ -38,7 +38,9 @@ def test_emulated_episode_runs_records_and_logs(bundle, tmp_path):
     store = EpisodeStore.open(tmp_path / "deploy.zarr")
     ep = store.episode(0)
     assert store.num_episodes == 1 and ep.source == "deploy" and ep.task == INSTRUCTION and ep.seed == 3
-    assert ep.state.shape == ep.action.shape == (30, 6) and ep.images["front"].shape == (30, 96, 96, 3)
+    n = len(ep.state)  # one frame per tick that read a state: on a loaded machine a read may time out ...
+    assert n == 30 or (n >= 1 and result.faults.get("bus_timeout", 0) >= 1)  # ... and the monitor raises it
+    assert ep.state.shape == ep.action.shape == (n, 6) and ep.images["front"].shape == (n, 96, 96, 3)
     assert np.isfinite(ep.action).all() and np.all(np.diff(ep.timestamp) > 0)
     assert ep.images["wrist"].std() > 0  # rendered, not blank
 
