@@ -16,7 +16,7 @@ the arm cannot reach or the expert fails in this layout counts as failed and is 
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +42,10 @@ class SimgenConfig:
     variants: int = 1  # demonstrations per scene, each with other objects in the task's roles
     settle: float = 0.0  # seconds recorded after success (`sim_scenes.rollout.run_expert`); the store holds one
 
-    def expert_settings(self) -> dict[str, float]:
-        """What a store records about how its demonstrations were made (store attribute -> value)."""
-        return {"expert_pace": self.pace, "expert_settle": self.settle}
 
-
-# A store written before a setting existed holds its default.
-_SETTING_DEFAULTS = {"expert_pace": 1.0, "expert_settle": 0.0}
-_SETTING_FLAGS = {"expert_pace": "--pace", "expert_settle": "--settle"}
+# How demonstrations were made, as a store records it: store attribute -> config field. A store
+# written before an attribute existed holds the field's default; the CLI flag is --<field>.
+EXPERT_SETTINGS = {"expert_pace": "pace", "expert_settle": "settle"}
 
 
 def _episode(args: tuple[str, str, int, str, float, int, float]) -> tuple[int, Episode | None]:
@@ -88,13 +84,14 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         raise UnknownVariant(f"--variants {cfg.variants}: task {cfg.task!r} has {available} role variants "
                              f"(1 to {available})")
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
-    for key, value in cfg.expert_settings().items():
-        held = store.attrs.get(key, _SETTING_DEFAULTS[key])
+    defaults = {f.name: f.default for f in fields(SimgenConfig)}
+    for key, name in EXPERT_SETTINGS.items():
+        held, value = store.attrs.get(key, defaults[name]), getattr(cfg, name)
         if store.num_episodes and held != value:
             raise SchemaMismatch(f"{cfg.out} holds demonstrations made with {key} {held}, not {value}; generate "
-                                 f"with {_SETTING_FLAGS[key]} {held} to extend it, or write to a new store")
-    for key, value in cfg.expert_settings().items():
-        store.set_attr(key, value)
+                                 f"with --{name} {held} to extend it, or write to a new store")
+    for key, name in EXPERT_SETTINGS.items():
+        store.set_attr(key, getattr(cfg, name))
     done = store.seeds()
     start = store.num_episodes
     need = cfg.episodes - start
