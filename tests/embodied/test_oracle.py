@@ -1,0 +1,46 @@
+"""The privileged-state oracle (embodied.eval.oracle): features, chunk targets, fitting, a run."""
+
+import numpy as np
+
+from embodied.eval.oracle import Oracle, OracleConfig, chunk_targets, demonstration, privileged_features, run_oracle
+from sim_scenes.env import TaskEnv
+
+
+def test_chunk_targets_start_at_each_frame_and_pad_with_the_last_action():
+    actions = np.arange(10, dtype=np.float32).reshape(5, 2)
+    chunks = chunk_targets(actions, 3)
+    assert chunks.shape == (5, 3, 2)
+    np.testing.assert_array_equal(chunks[1], actions[1:4])
+    np.testing.assert_array_equal(chunks[4], actions[[4, 4, 4]])
+
+
+def test_privileged_features_carry_the_target_and_goal_poses():
+    env = TaskEnv("push", "koch", images=False)
+    env.reset(seed=3)
+    f = privileged_features(env)
+    n = env.robot.action_dim
+    np.testing.assert_allclose(f[:n], env.scene.state())
+    np.testing.assert_allclose(f[n:n + 3], env.scene.body_pos(env.instance.target), atol=1e-6)
+    np.testing.assert_allclose(f[-3:], env.scene.body_pos(env.instance.goal), atol=1e-6)
+    lift = TaskEnv("lift", "koch", images=False)  # no goal: state, target position, yaw features
+    lift.reset(seed=3)
+    assert privileged_features(lift).shape == (n + 5,)
+
+
+def test_oracle_fits_a_demonstration_it_was_given():
+    features, actions = demonstration("koch", "push", 0)
+    assert len(features) == len(actions) > 16
+    chunks = chunk_targets(actions, 8)
+    oracle = Oracle(features, actions, chunk=8, width=128)
+    loss = oracle.fit(features, chunks, steps=300, batch=64)
+    assert loss < 0.2  # normalized L1; an untrained net starts near 0.7
+    err = np.abs(oracle.act(features[len(features) // 2]) - chunks[len(features) // 2]) / oracle.sa
+    assert err.mean() < 0.3
+
+
+def test_run_oracle_reports_both_seed_sets():
+    cfg = OracleConfig(robot="koch", task="lift", demos=2, steps=20, batch=16, width=32, chunk=4, episodes=2, workers=1)
+    report = run_oracle(cfg)
+    assert report["new_seeds"]["episodes"] == 2 and report["demo_seeds"]["episodes"] >= 2
+    assert 0.0 <= report["new_seeds"]["ci95"][0] <= report["new_seeds"]["rate"] <= report["new_seeds"]["ci95"][1]
+    assert report["frames"] > 0 and np.isfinite(report["final_loss"])
