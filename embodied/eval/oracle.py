@@ -8,6 +8,11 @@ the policies use. Its success rate is the ceiling of the imitation setup (demons
 chunking, execution horizon) for a robot x task; the gap between it and a policy is what
 perception and language grounding cost.
 
+Two inputs (`--inputs`): "named" hands over the named target's and goal's poses (perfect
+perception and grounding); "scene" hands over every prop's pose and colour, ordered by colour
+name (so the order tells nothing about the roles), plus the colours the instruction names: the
+oracle must bind the words to the objects itself (perfect perception, learned grounding).
+
     python -m embodied.eval.oracle --robot koch --task push --demos 50 --steps 3000 --execute 16
 
 Prints one JSON object (success on the demonstration seeds and on new seeds from 100000,
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from embodied.errors import ConfigError
 from embodied.eval.stats import wilson_interval
 from embodied.runtime.chunking import ChunkExecutor, Execution
 
@@ -39,19 +45,43 @@ class OracleConfig:
     chunk: int = 16  # H
     execute: int = 0  # actions run per chunk (0: the whole chunk), as `embodied eval --execute`
     width: int = 512
+    inputs: str = "named"  # "named" | "scene" (module docstring)
     episodes: int = 50  # evaluation episodes on new seeds (and up to 20 on demonstration seeds)
     seed0: int = 100000
     workers: int = 2
 
 
-def privileged_features(env) -> np.ndarray:
-    """Robot state, then the target's position [m] and yaw (as sin/cos of 4 yaw: a cube looks
-    the same every quarter turn), then the goal's position when the task has one."""
+INPUTS = ("named", "scene")
+
+
+def _pose(scene, body: str) -> list:
+    """Position [m] and yaw as sin/cos of 4 yaw (a cube looks the same every quarter turn)."""
+    yaw = scene.body_yaw(body)
+    return [scene.body_pos(body), [np.sin(4 * yaw), np.cos(4 * yaw)]]
+
+
+def _one_hot(color: str) -> np.ndarray:
+    from sim_scenes.props import COLORS
+
+    return (np.array(list(COLORS)) == color).astype(np.float32)
+
+
+def privileged_features(env, inputs: str = "named") -> np.ndarray:
+    """Robot state, then (inputs "named") the target's pose and the goal's position when the
+    task has one, or (inputs "scene") every prop's pose and colour, ordered by colour name, and
+    the target's and goal's colours."""
     scene, inst = env.scene, env.instance
-    yaw = scene.body_yaw(inst.target)
-    parts = [scene.state(), scene.body_pos(inst.target), [np.sin(4 * yaw), np.cos(4 * yaw)]]
-    if inst.goal is not None:
-        parts.append(scene.body_pos(inst.goal))
+    parts: list = [scene.state()]
+    if inputs == "named":
+        parts += _pose(scene, inst.target)
+        if inst.goal is not None:
+            parts.append(scene.body_pos(inst.goal))
+    elif inputs == "scene":
+        for body in sorted(inst.colors, key=lambda b: (b.rstrip("0123456789"), inst.colors[b])):
+            parts += [*_pose(scene, body), _one_hot(inst.colors[body])]
+        parts += [_one_hot(inst.colors[b]) for b in (inst.target, inst.goal) if b is not None]
+    else:
+        raise ConfigError(f"unknown oracle inputs {inputs!r}; use one of {INPUTS}")
     return np.concatenate([np.asarray(p, np.float32).ravel() for p in parts])
 
 
@@ -61,7 +91,7 @@ def chunk_targets(actions: np.ndarray, chunk: int) -> np.ndarray:
     return np.stack([padded[t:t + chunk] for t in range(len(actions))])
 
 
-def demonstration(robot: str, task: str, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def demonstration(robot: str, task: str, seed: int, inputs: str = "named") -> tuple[np.ndarray, np.ndarray] | None:
     """(features [T, d], actions [T, m]) of the expert at `seed`; None when it fails."""
     from sim_scenes import experts
     from sim_scenes.env import worker_env
@@ -71,7 +101,7 @@ def demonstration(robot: str, task: str, seed: int) -> tuple[np.ndarray, np.ndar
     expert = experts.make(env.task.name, env.scene, env.instance)
     features, actions = [], []
     while True:
-        features.append(privileged_features(env))
+        features.append(privileged_features(env, inputs))
         actions.append(expert.act().astype(np.float32))
         _, _, terminated, truncated, _ = env.step(actions[-1])
         if terminated:
@@ -135,7 +165,7 @@ def oracle_episode(args: tuple[OracleConfig, Oracle, int]) -> bool:
     executor = ChunkExecutor(Execution(execute=cfg.execute), cfg.chunk)
     while True:
         if executor.needs_chunk():
-            executor.push(oracle.act(privileged_features(env)))
+            executor.push(oracle.act(privileged_features(env, cfg.inputs)))
         _, _, terminated, truncated, _ = env.step(executor.next())
         if terminated or truncated:
             return bool(terminated)
@@ -148,6 +178,8 @@ def _rate(outcomes: list[bool]) -> dict:
 
 def run_oracle(cfg: OracleConfig) -> dict:
     """Collect demonstrations, fit the oracle, evaluate it; the JSON-ready report."""
+    if cfg.inputs not in INPUTS:
+        raise ConfigError(f"unknown oracle inputs {cfg.inputs!r}; use one of {INPUTS}")
     t0 = time.perf_counter()
     ctx = mp.get_context("forkserver")
     with ctx.Pool(cfg.workers) as pool:
@@ -155,7 +187,7 @@ def run_oracle(cfg: OracleConfig) -> dict:
         seed = 0
         while len(demos) < cfg.demos:  # the expert fails rarely; draw seeds until enough succeeded
             batch = range(seed, seed + cfg.demos - len(demos))
-            demos += [d for d in pool.starmap(demonstration, [(cfg.robot, cfg.task, s) for s in batch]) if d is not None]
+            demos += [d for d in pool.starmap(demonstration, [(cfg.robot, cfg.task, s, cfg.inputs) for s in batch]) if d is not None]
             seed = batch.stop
         features = np.concatenate([f for f, _ in demos])
         actions = np.concatenate([a for _, a in demos])

@@ -1,7 +1,9 @@
 """The privileged-state oracle (embodied.eval.oracle): features, chunk targets, fitting, a run."""
 
 import numpy as np
+import pytest
 
+from embodied.errors import ConfigError
 from embodied.eval.oracle import Oracle, OracleConfig, chunk_targets, demonstration, privileged_features, run_oracle
 from sim_scenes.env import TaskEnv
 
@@ -25,6 +27,24 @@ def test_privileged_features_carry_the_target_and_goal_poses():
     lift = TaskEnv("lift", "koch", images=False)  # no goal: state, target position, yaw features
     lift.reset(seed=3)
     assert privileged_features(lift).shape == (n + 5,)
+
+
+def test_scene_features_do_not_reveal_the_roles_by_order():
+    """Inputs "scene": one layout with other props named differs only in the instruction's
+    colour one-hots (the last two), not in where the props sit in the vector."""
+    from sim_scenes.props import COLORS
+
+    env = TaskEnv("push", "koch", images=False)
+    env.reset(seed=5, options={"variant": 0})
+    a = privileged_features(env, "scene")
+    env.reset(seed=5, options={"variant": 1})
+    b = privileged_features(env, "scene")
+    words = 2 * len(COLORS)
+    assert a.shape == b.shape == (env.robot.action_dim + 4 * (5 + len(COLORS)) + words,)
+    np.testing.assert_array_equal(a[:-words], b[:-words])
+    assert np.any(a[-words:] != b[-words:])
+    with pytest.raises(ConfigError, match="unknown oracle inputs"):
+        privileged_features(env, "pixels")
 
 
 def test_oracle_fits_a_demonstration_it_was_given():
