@@ -50,6 +50,10 @@ class OracleConfig:
     seed0: int = 100000
     workers: int = 2
 
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ConfigError(f"unknown oracle inputs {self.inputs!r}; use one of {INPUTS}")
+
 
 INPUTS = ("named", "scene")
 
@@ -178,8 +182,6 @@ def _rate(outcomes: list[bool]) -> dict:
 
 def run_oracle(cfg: OracleConfig) -> dict:
     """Collect demonstrations, fit the oracle, evaluate it; the JSON-ready report."""
-    if cfg.inputs not in INPUTS:
-        raise ConfigError(f"unknown oracle inputs {cfg.inputs!r}; use one of {INPUTS}")
     t0 = time.perf_counter()
     ctx = mp.get_context("forkserver")
     with ctx.Pool(cfg.workers) as pool:
@@ -206,7 +208,8 @@ def run_oracle(cfg: OracleConfig) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m embodied.eval.oracle", description=__doc__.split("\n\n")[0])
     for f, default in asdict(OracleConfig()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=default)
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=default,
+                       choices=INPUTS if f == "inputs" else None)
     report = run_oracle(OracleConfig(**vars(p.parse_args(argv))))
     print(json.dumps(report))
     return report

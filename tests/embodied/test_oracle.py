@@ -45,6 +45,8 @@ def test_scene_features_do_not_reveal_the_roles_by_order():
     assert np.any(a[-words:] != b[-words:])
     with pytest.raises(ConfigError, match="unknown oracle inputs"):
         privileged_features(env, "pixels")
+    with pytest.raises(ConfigError, match="unknown oracle inputs"):
+        OracleConfig(inputs="pixels")
 
 
 def test_oracle_fits_a_demonstration_it_was_given():
