@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from embodied.errors import ConfigError
-from embodied.eval.stats import wilson_interval
+from embodied.eval.stats import SuccessRate
 from embodied.runtime.chunking import ChunkExecutor, Execution
 
 
@@ -176,8 +176,8 @@ def oracle_episode(args: tuple[OracleConfig, Oracle, int]) -> bool:
 
 
 def _rate(outcomes: list[bool]) -> dict:
-    k, n = sum(outcomes), len(outcomes)
-    return {"successes": k, "episodes": n, "rate": k / n, "ci95": list(wilson_interval(k, n))}
+    r = SuccessRate(sum(outcomes), len(outcomes))
+    return {"successes": r.successes, "episodes": r.episodes, "rate": r.rate, "ci95": list(r.interval)}
 
 
 def run_oracle(cfg: OracleConfig) -> dict:
