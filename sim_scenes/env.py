@@ -25,9 +25,11 @@ import numpy as np
 
 import robots
 from sim_scenes import language, tasks
+from sim_scenes.camera import project
 from sim_scenes.scene import Scene, build_scene
 
 VIDEO_SIZE = (480, 360)  # (width, height) of render() frames
+ROLES = ("target", "goal")  # rows of `TaskEnv.role_pixels`
 
 
 class TaskEnv(gym.Env):
@@ -103,6 +105,18 @@ class TaskEnv(gym.Env):
     def camera_images(self) -> dict[str, np.ndarray]:
         """One uint8 RGB image per robot camera, at the spec's resolution."""
         return {c.name: self._render(c.name, c.width, c.height) for c in self.robot.cameras}
+
+    def role_pixels(self) -> dict[str, np.ndarray]:
+        """Where the instruction's objects are in each robot camera: float32[2, 2] per camera,
+        the normalized image coordinates (`sim_scenes.camera.project`) of the target's and the
+        goal's centres (rows in `ROLES` order); NaN for a task without a goal and for a point
+        outside the image. Privileged: a label for training, never an observation."""
+        inst, scene = self.instance, self.scene
+        points = np.full((len(ROLES), 3), np.nan)
+        points[0] = scene.body_pos(inst.target)
+        if inst.goal is not None:
+            points[1] = scene.body_pos(inst.goal)
+        return {c.name: project(scene.model, scene.data, c.name, points, c.width, c.height) for c in self.robot.cameras}
 
     def _observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = {"state": self.scene.state(), "instruction": self.instance.instruction}

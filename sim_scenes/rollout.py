@@ -23,6 +23,7 @@ class Rollout:
     states: list[np.ndarray] = field(default_factory=list)
     images: list[dict[str, np.ndarray]] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)
+    role_pixels: list[dict[str, np.ndarray]] = field(default_factory=list)  # `TaskEnv.role_pixels`, a label
 
 
 def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: str = "train",
@@ -49,6 +50,7 @@ def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: s
         if keep_observations:
             out.states.append(obs["state"])
             out.images.append(obs["images"])
+            out.role_pixels.append(env.role_pixels())
             out.actions.append(action.astype(np.float32))
         obs, _, terminated, truncated, info = env.step(action)
         out.steps += 1

@@ -67,6 +67,7 @@ def _episode(args: tuple[str, str, int, str, float, int, float]) -> tuple[int, E
     ep = Episode(state=np.stack(r.states), action=np.stack(r.actions),
                  timestamp=(np.arange(t) / env.robot.control_hz).astype(np.float32),
                  images={c: np.stack([im[c] for im in r.images]) for c in r.images[0]},
+                 role_pixels={c: np.stack([px[c] for px in r.role_pixels]) for c in r.role_pixels[0]},
                  task=r.instruction, success=r.success, source="sim", seed=seed)
     return seed, ep
 

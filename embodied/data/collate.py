@@ -12,6 +12,8 @@ Batch (B samples, K camera slots, H chunk length)::
     action_valid           bool[B, H]                False past the episode end
     images                 uint8[B, K, h, w, 3]      black ...
     camera_mask            bool[B, K]                ... where False (camera absent)
+    role_pixels            float32[B, K, 2, 2]       where the target and goal are per camera slot,
+                                                     NaN where unknown (only when a sample has labels)
     source, episode, frame, index, seed   int64[B]
 
 Padded values carry no meaning: consumers must read the masks (a missing action
@@ -26,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from embodied.data.episode import ROLES
 from embodied.errors import SchemaMismatch
 
 
@@ -73,6 +76,8 @@ class Collate:
         action_mask = np.zeros((b, m), bool)
         images = np.zeros((b, k, ih, iw, ic), np.uint8)
         camera_mask = np.zeros((b, k), bool)
+        labelled = any("role_pixels" in s for s in samples)
+        role_pixels = np.full((b, k, ROLES, 2), np.nan, np.float32) if labelled else None
         for i, s in enumerate(samples):
             d, a = len(s["state"]), s["actions"].shape[-1]
             if s["actions"].shape[0] != h:
@@ -83,6 +88,8 @@ class Collate:
                 slot = names.index(cam) if names else j
                 images[i, slot] = s["images"][cam]
                 camera_mask[i, slot] = True
+                if labelled and cam in s.get("role_pixels", {}):
+                    role_pixels[i, slot] = s["role_pixels"][cam]
         return {
             "robot": [s["robot"] for s in samples],
             "instruction": [s["instruction"] for s in samples],
@@ -92,6 +99,7 @@ class Collate:
             "actions": torch.from_numpy(actions), "action_mask": torch.from_numpy(action_mask),
             "action_valid": torch.from_numpy(np.stack([s["action_valid"] for s in samples])),
             "images": torch.from_numpy(images), "camera_mask": torch.from_numpy(camera_mask),
+            **({"role_pixels": torch.from_numpy(role_pixels)} if labelled else {}),
             **{key: torch.tensor([int(s[key]) for s in samples], dtype=torch.int64)
                for key in ("source", "episode", "frame", "index", "seed") if key in samples[0]},
         }

@@ -10,12 +10,17 @@ from embodied.errors import InvalidEpisode
 
 SOURCES = ("sim", "teleop", "deploy", "import")
 STATE, ACTION, TIMESTAMP, IMAGE_PREFIX = "observation.state", "action", "timestamp", "observation.images."
+ROLE_PIXELS_PREFIX = "label.role_pixels."  # + camera: where the instruction's objects are (a training label)
+ROLES = 2  # rows of a role-pixels frame: the target, then the goal (`sim_scenes.env.ROLES`)
 
 
 @dataclass
 class Episode:
     """Per frame: state float32[T, n], action float32[T, m], timestamp float32[T] [s],
-    images {camera: uint8[T, H, W, 3]}. Per episode: task string, success, source, seed."""
+    images {camera: uint8[T, H, W, 3]}, and optionally role_pixels {camera: float32[T, 2, 2]}:
+    the normalized image coordinates of the instruction's target and goal (NaN: unknown, or
+    not in view), a label simulation knows and a policy may learn to predict. Per episode:
+    task string, success, source, seed."""
 
     state: np.ndarray
     action: np.ndarray
@@ -25,6 +30,7 @@ class Episode:
     success: bool = False
     source: str = "sim"
     seed: int = -1  # simulation seed that reproduces the episode (-1: none)
+    role_pixels: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.action)
@@ -56,3 +62,9 @@ class Episode:
                 raise InvalidEpisode(f"{IMAGE_PREFIX}{cam} must be uint8[{t}, H, W, 3], found {frames.dtype}{list(frames.shape)}")
             if cameras is not None and tuple(frames.shape[1:3]) != tuple(cameras[cam]):
                 raise InvalidEpisode(f"{IMAGE_PREFIX}{cam} is {frames.shape[1:3]}, the store expects {cameras[cam]}")
+        for cam, xy in self.role_pixels.items():
+            if cam not in self.images:
+                raise InvalidEpisode(f"{ROLE_PIXELS_PREFIX}{cam} labels a camera the episode has no images of "
+                                     f"({sorted(self.images)})")
+            if xy.shape != (t, ROLES, 2):
+                raise InvalidEpisode(f"{ROLE_PIXELS_PREFIX}{cam} must be float[{t}, {ROLES}, 2], found {list(xy.shape)}")

@@ -13,6 +13,9 @@ A sample (index = one frame of one source) is::
     source, episode, frame             int: dataset index, episode index, frame in episode
     index                              int: the sample's index in this dataset
     seed         int                   drives random transforms (augmentation)
+    role_pixels  {camera: float32[2, 2]}   where the instruction's target and goal are in each
+                                       camera (normalized image coordinates, NaN: unknown); only
+                                       from sources that record them (`EpisodeStore.role_pixel_cameras`)
 
 Reading: state and action columns of every source are read into memory once (a few
 bytes per frame); images stay on disk and are read one storage chunk at a time (all
@@ -32,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from embodied.data.episode import ACTION, IMAGE_PREFIX, STATE
+from embodied.data.episode import ACTION, IMAGE_PREFIX, ROLE_PIXELS_PREFIX, STATE
 from embodied.data.transforms import MODES, Compose, ImageAugment, Normalize, NormStats, Transform, Unnormalize
 from embodied.errors import DataError, SchemaMismatch
 
@@ -77,7 +80,7 @@ class ChunkCache:
 
 
 class _Columns:
-    """In-memory state/action of one source, its episode boundaries and a lazy task cache."""
+    """In-memory state/action (and role-pixel labels) of one source, and its episode boundaries."""
 
     def __init__(self, source: Any):
         n = int(source.num_frames)
@@ -87,6 +90,8 @@ class _Columns:
         self.starts = np.concatenate([[0], self.ends[:-1]]).astype(np.int64)
         self.ends_list, self.starts_list = self.ends.tolist(), self.starts.tolist()  # fast scalar bisect
         self.num_frames = n
+        self.role_pixels = {c: np.ascontiguousarray(source.read(ROLE_PIXELS_PREFIX + c, 0, n), np.float32)
+                            for c in getattr(source, "role_pixel_cameras", ())}
         if self.state.ndim != 2 or self.action.ndim != 2 or len(self.state) != n or len(self.action) != n:
             raise SchemaMismatch(f"{source.path}: state {self.state.shape} / action {self.action.shape} do not "
                                  f"match {n} frames")
@@ -231,6 +236,7 @@ class PooledDataset(torch.utils.data.Dataset):
             "cameras": self.cameras[s],
             "actions": action[np.minimum(steps, end - 1)],
             "action_valid": steps < end,
+            **({"role_pixels": {cam: xy[f] for cam, xy in cols.role_pixels.items()}} if cols.role_pixels else {}),
             "source": s, "episode": ep, "frame": f - start, "index": int(index),
             "seed": int(seed) if seed is not None else (self.seed * 1_000_003 + int(index)) % 2**63,
         }

@@ -8,6 +8,9 @@ Layout::
       data/action                  float32[N, m]
       data/timestamp               float32[N]          [s] from the episode start
       data/observation.images.<c>  uint8[N, H, W, 3]   Blosc/zstd, chunked along time
+      data/label.role_pixels.<c>   float32[N, 2, 2]    optional: where the instruction's objects
+                                                       are in camera c (NaN: unknown); created by
+                                                       the first episode that carries them
       meta/episode_ends            int64[E]            the commit point, written last
       meta/success, meta/task_index, meta/source_index, meta/seed
 
@@ -29,7 +32,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
-from embodied.data.episode import ACTION, IMAGE_PREFIX, SOURCES, STATE, TIMESTAMP, Episode
+from embodied.data.episode import ACTION, IMAGE_PREFIX, ROLE_PIXELS_PREFIX, ROLES, SOURCES, STATE, TIMESTAMP, Episode
 from embodied.data.stats import compute_stats
 from embodied.errors import CorruptStore, SchemaMismatch
 from robots.spec import RobotSpec
@@ -130,6 +133,9 @@ class EpisodeStore:
         try:
             self._data = {k: self._group[f"data/{k}"] for k in (STATE, ACTION, TIMESTAMP)}
             self._data.update({IMAGE_PREFIX + c: self._group[f"data/{IMAGE_PREFIX}{c}"] for c in self._attrs["cameras"]})
+            data = self._group["data"]
+            self._data.update({ROLE_PIXELS_PREFIX + c: data[ROLE_PIXELS_PREFIX + c] for c in self._attrs["cameras"]
+                               if ROLE_PIXELS_PREFIX + c in data})
             self._meta = {k: self._group[f"meta/{k}"] for k in ("episode_ends", *_EPISODE_META)}
             ends = self._meta["episode_ends"][:]
         except (KeyError, FileNotFoundError, ValueError) as e:
@@ -170,6 +176,12 @@ class EpisodeStore:
         "observation.images.<camera>"): the FrameSource interface the loaders use."""
         return self._data[key][start:stop]
 
+    @property
+    def role_pixel_cameras(self) -> list[str]:
+        """Cameras with role-pixel labels (`Episode.role_pixels`); frames recorded without
+        them read as NaN."""
+        return [c for c in self.cameras if ROLE_PIXELS_PREFIX + c in self._data]
+
     def seeds(self) -> set[int]:
         """Seeds of the committed episodes (resuming a generation skips them)."""
         return {int(s) for s in self._episode_meta["seed"]}
@@ -188,7 +200,9 @@ class EpisodeStore:
             state=self._data[STATE][start:end], action=self._data[ACTION][start:end],
             timestamp=self._data[TIMESTAMP][start:end],
             images={c: self._data[IMAGE_PREFIX + c][start:end] for c in self.cameras} if images else {},
-            task=meta["task"], success=meta["success"], source=meta["source"], seed=meta["seed"])
+            task=meta["task"], success=meta["success"], source=meta["source"], seed=meta["seed"],
+            role_pixels={c: self._data[ROLE_PIXELS_PREFIX + c][start:end] for c in self.role_pixel_cameras}
+            if images else {})
 
     def __iter__(self) -> Iterator[Episode]:
         return (self.episode(i) for i in range(self.num_episodes))
@@ -206,6 +220,13 @@ class EpisodeStore:
         start, t = self.num_frames, len(ep)
         columns = {STATE: ep.state, ACTION: ep.action, TIMESTAMP: ep.timestamp}
         columns.update({IMAGE_PREFIX + c: ep.images[c] for c in self.cameras})
+        for c in self.cameras:
+            key = ROLE_PIXELS_PREFIX + c
+            if c in ep.role_pixels and key not in self._data:  # frames before this episode read as NaN
+                self._data[key] = self._group["data"].create_array(
+                    key, shape=(start, ROLES, 2), chunks=(STATE_CHUNK, ROLES, 2), dtype="float32", fill_value=np.nan)
+            if key in self._data:
+                columns[key] = ep.role_pixels.get(c, np.full((t, ROLES, 2), np.nan, np.float32))
         for key, values in columns.items():
             arr = self._data[key]
             arr.resize((start + t, *arr.shape[1:]))

@@ -61,6 +61,14 @@ class PolicyConfig:
             embedding is the mean of the tokens: "push the red cube to the blue zone" and its
             colour-swapped twin have cosine 0.99). 0: the sentence embedding alone
             (checkpoints saved before this field existed). Needs language_tokens > 0.
+        grounding_weight: w > 0: the first keypoints learn where the instruction's objects
+            are. Keypoint 0 is pulled toward the named target's image position and keypoint 1
+            toward the goal's, in every camera whose training frames carry those labels
+            (`Episode.role_pixels`, which simulated demonstrations record): an L1 loss on the
+            normalized image coordinates, times w, added to the action loss. The image side
+            then has to match the instruction's words to an object, the step every policy
+            without it skipped by memorising its demonstration scenes (README, the oracle).
+            0: no such loss. Needs image_keypoints >= 2.
         head: "l1" (regression) or "flow" (rectified flow matching).
         flow_width, flow_depth: width and residual blocks of the flow head's velocity network.
         flow_steps: Euler steps from noise to actions at inference.
@@ -82,6 +90,7 @@ class PolicyConfig:
     state_tokens: int = 2
     language_tokens: int = 0
     film_queries: int = 0
+    grounding_weight: float = 0.0
     head: str = "l1"
     flow_width: int = 128
     flow_depth: int = 2
@@ -103,6 +112,13 @@ class PolicyConfig:
         if self.film_queries and not self.language_tokens:
             raise ConfigError(f"policy config {self.name!r}: film_queries={self.film_queries} attends over language "
                               "tokens; set language_tokens > 0 or film_queries=0")
+        if isinstance(self.grounding_weight, bool) or not (isinstance(self.grounding_weight, (int, float))
+                                                          and self.grounding_weight >= 0):
+            raise ConfigError(f"policy config {self.name!r}: grounding_weight must be a number >= 0, found "
+                              f"{self.grounding_weight!r}")
+        if self.grounding_weight and self.image_keypoints < 2:
+            raise ConfigError(f"policy config {self.name!r}: grounding_weight={self.grounding_weight} supervises "
+                              "keypoints 0 and 1 (target and goal); set image_keypoints >= 2 or grounding_weight=0")
         if self.width % self.heads:
             raise ConfigError(f"policy config {self.name!r}: width {self.width} is not divisible by heads {self.heads}")
         if not self.image_channels or not all(isinstance(c, int) and c > 0 for c in self.image_channels):

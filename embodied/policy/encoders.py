@@ -109,7 +109,7 @@ class ImageEncoder(nn.Module):
             self.keypoint_where = nn.Linear(2 + 4 * len(KEYPOINT_FREQUENCIES), config.width)
 
     def forward(self, images: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
-        return self.tokens(self.features(images), lang)
+        return self.tokens(self.features(images), lang)[0]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """uint8[N, h, w, 3] -> what the FiLM blocks read, float32[N, C, h', w']: the backbone's
@@ -120,18 +120,20 @@ class ImageEncoder(nn.Module):
                 return self.backbone(x)
         return x.float() * (1.0 / 63.75) - 2.0
 
-    def tokens(self, features: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
-        """`features` (float32[N, C, h', w'], any float dtype) and language -> float32[N, G, d]."""
+    def tokens(self, features: torch.Tensor, lang: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`features` (float32[N, C, h', w'], any float dtype) and language -> the tokens
+        float32[N, G, d], and the keypoints' expected positions float32[N, K, 2] (normalized
+        image coordinates, x right and y down, as `sim_scenes.camera.project`) or None (grid)."""
         x = features.float()
         for block in self.blocks:
             x = block(x, lang)
         weights = self.readout_weights(x)
         tokens = self.proj(weights @ x.flatten(2).transpose(1, 2)) + self.position  # [N, G, d]
-        if self.keypoints:
-            h, w = (int(n) for n in x.shape[-2:])
-            where = weights @ map_coordinates(h, w).to(x)  # [N, K, 2]
-            tokens = tokens + self.keypoint_where(fourier_features(where))
-        return tokens
+        if not self.keypoints:
+            return tokens, None
+        h, w = (int(n) for n in x.shape[-2:])
+        where = weights @ map_coordinates(h, w).to(x)  # [N, K, 2]
+        return tokens + self.keypoint_where(fourier_features(where)), where
 
     def readout_weights(self, features: torch.Tensor) -> torch.Tensor:
         """How each token reads the feature map float32[N, C, h, w]: float32[N, K, h w] spatial

@@ -38,6 +38,15 @@ from embodied.policy.normalizer import Normalizer
 from embodied.policy.trunk import Trunk
 
 
+def grounding_loss(keypoints: torch.Tensor, role_pixels: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between keypoints 0 and 1 of each image float32[N, K, 2] and where the
+    target and goal are in it float32[N, 2, 2] (normalized image coordinates), over the labels
+    that are known (not NaN); 0 when none is."""
+    known = torch.isfinite(role_pixels).all(-1)  # [N, 2]
+    error = (keypoints[:, :role_pixels.shape[1]] - role_pixels.nan_to_num()).abs().sum(-1)
+    return (error * known).sum() / known.sum().clamp(min=1)
+
+
 class VLAPolicy(nn.Module):
     """Args:
         config: architecture.
@@ -151,8 +160,10 @@ class VLAPolicy(nn.Module):
                     out[i, :len(cams)] = adapter.camera_embed[[adapter.camera_index(c) for c in cams]]
         return out * mask[:, :, None]
 
-    def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Trunk outputs at the action queries, float32[B, H, d]."""
+    def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Trunk outputs at the action queries, float32[B, H, d]; and the grounding loss
+        (`config.grounding_weight`) when the batch carries role-pixel labels, else None."""
         device = self.action_queries.device
         lang, language_tokens, language_ignore = self._language(batch["instruction"])
         b, d, cfg = lang.shape[0], self.config.width, self.config
@@ -160,12 +171,15 @@ class VLAPolicy(nn.Module):
         k, g = camera_mask.shape[1], cfg.image_tokens
         image_tokens = lang.new_zeros(b, k, g, d)
         present = camera_mask.nonzero(as_tuple=True)
+        grounding = None
         if present[0].numel():
             cached = batch.get("image_features")  # the frozen backbone's, per camera slot (training)
             features = cached.to(device)[present] if cached is not None else self.image.features(images[present])
-            encoded = self.image.tokens(features, lang[present[0]])
+            encoded, keypoints = self.image.tokens(features, lang[present[0]])
             cams = self._camera_embeddings(batch, groups)[present][:, None]
             image_tokens = image_tokens.index_put(present, encoded + cams)
+            if cfg.grounding_weight and "role_pixels" in batch:
+                grounding = grounding_loss(keypoints, batch["role_pixels"].to(device)[present])
         state, state_mask = batch["state"].to(device), batch["state_mask"].to(device)
         robot_tokens = lang.new_zeros(b, cfg.robot_tokens, d)
         state_tokens = lang.new_zeros(b, cfg.state_tokens, d)
@@ -177,18 +191,19 @@ class VLAPolicy(nn.Module):
         parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,
                  self.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
-        return self.trunk(parts, ignore, keep_last=cfg.chunk)
+        return self.trunk(parts, ignore, keep_last=cfg.chunk), grounding
 
     # --- training and inference -----------------------------------------------------------
     def forward(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Loss of a (normalized) batch: {"loss": mean over valid action entries,
-        "loss/<robot>": the same per robot}. Entries where action_mask or action_valid is
-        False count for nothing."""
+        """Loss of a (normalized) batch: {"loss": mean over valid action entries (plus
+        grounding_weight x "grounding" when the batch has role-pixel labels), "loss/<robot>":
+        the action loss per robot, "grounding": `grounding_loss`}. Entries where action_mask
+        or action_valid is False count for nothing."""
         if batch["actions"].shape[1] != self.config.chunk:
             raise InvalidInput(f"the batch has action chunks of {batch['actions'].shape[1]} steps, the policy "
                                f"{self.config.chunk}; build the dataset with horizon={self.config.chunk}")
         groups = self._groups(batch)
-        context = self._context(batch, groups)
+        context, grounding = self._context(batch, groups)
         device = context.device
         actions = batch["actions"].to(device)
         weight = batch["action_valid"].to(device)[:, :, None] & batch["action_mask"].to(device)[:, None, :]
@@ -202,6 +217,9 @@ class VLAPolicy(nn.Module):
             out[f"loss/{name}"] = error.sum() / w.sum().clamp(min=1.0)
             total, count = total + error.sum(), count + w.sum()
         out["loss"] = total / count.clamp(min=1.0)
+        if grounding is not None:
+            out["grounding"] = grounding
+            out["loss"] = out["loss"] + self.config.grounding_weight * grounding
         return out
 
     @torch.no_grad()
@@ -209,7 +227,7 @@ class VLAPolicy(nn.Module):
         """Normalized actions float32[B, H, m], m the largest action dimension of the batch's
         robots; dimensions past a robot's own are 0 and mean nothing."""
         groups = self._groups(batch)
-        context = self._context(batch, groups)
+        context, _ = self._context(batch, groups)
         m = max(self.adapters[name].action_dim for name in groups)
         out = context.new_zeros(context.shape[0], self.config.chunk, m)
         for name, idx in groups.items():

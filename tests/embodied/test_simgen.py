@@ -35,6 +35,9 @@ def test_generates_successful_demonstrations(koch_store):
         hi = [j.range[1] for j in spec.joints] + [1.0]
         assert np.all(ep.action >= np.array(lo) - 1e-5) and np.all(ep.action <= np.array(hi) + 1e-5)
         assert set(ep.images) == {"top", "side"} and ep.images["top"].std() > 5
+        # where the named cube is, per camera and frame; lift has no goal
+        assert set(ep.role_pixels) == {"top", "side"} and ep.role_pixels["top"].shape == (len(ep), 2, 2)
+        assert np.isfinite(ep.role_pixels["top"][:, 0]).all() and np.isnan(ep.role_pixels["top"][:, 1]).all()
         # the observation follows the commanded action: the arm tracks the expert
         assert np.abs(ep.state[-1, :-1] - ep.action[-2, :-1]).max() < 0.1
 
