@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", nargs="+", metavar="DIR", help="dataset folders (episode stores or LeRobot)")
     src.add_argument("--recipe", help="mixture recipe, e.g. datasets/NAME.toml")
+    p.add_argument("--grounding-data", nargs="+", default=[], metavar="DIR",
+                   help="with --data: datasets whose frames train only the grounding loss (their actions are not "
+                        "imitated); needs --set image_keypoints=16 grounding_weight=1")
     p.add_argument("--preset", default="small", help="policy preset: tiny, small (default), base")
     p.add_argument("--head", choices=["l1", "flow"], help="action head (default: the preset's)")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from embodied.train import TrainConfig, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe, preset=args.preset, head=args.head,
+    cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe,
+                      grounding_data=tuple(args.grounding_data), preset=args.preset, head=args.head,
                       policy_overrides=parse_overrides(args.overrides),
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,

@@ -109,13 +109,20 @@ class PooledDataset(torch.utils.data.Dataset):
         transforms: extra transforms applied last (e.g. `ResizeImages`).
         cache_mb: bound of the decoded-image cache of each process [MiB].
         seed: seed of augmentation for plain integer keys.
+        imitate: per source, whether its actions are imitated (None: all). A source marked
+            False is grounding data: its samples' `action_valid` is all False (no action
+            loss), so only their images and role-pixel labels train; normalization statistics
+            come from the imitated sources alone.
     """
 
     def __init__(self, sources: Sequence[Any], horizon: int = 16, normalization: str = "mean_std",
                  augment: ImageAugment | None = None, transforms: Sequence[Transform] = (),
-                 cache_mb: float = 64.0, seed: int = 0):
+                 cache_mb: float = 64.0, seed: int = 0, imitate: Sequence[bool] | None = None):
         if not sources:
             raise DataError("PooledDataset needs at least one source")
+        self.imitate = [True] * len(sources) if imitate is None else [bool(x) for x in imitate]
+        if len(self.imitate) != len(sources):
+            raise DataError(f"imitate has {len(self.imitate)} entries for {len(sources)} sources")
         if horizon < 1:
             raise DataError(f"horizon must be >= 1, found {horizon}")
         if normalization not in MODES:
@@ -165,8 +172,13 @@ class PooledDataset(torch.utils.data.Dataset):
 
     def _robot_stats(self) -> dict[str, dict[str, NormStats]]:
         per_robot: dict[str, list[dict]] = {}
-        for src in self.sources:
-            per_robot.setdefault(src.robot, []).append(src.stats())
+        for src, imitated in zip(self.sources, self.imitate):
+            if imitated:
+                per_robot.setdefault(src.robot, []).append(src.stats())
+        unimitated = sorted(set(self.robots) - set(per_robot))
+        if unimitated:
+            raise DataError(f"robots {unimitated} have only grounding data (actions not imitated); add "
+                            "demonstrations of them (--data) for their actions and statistics")
         out = {}
         for robot, parts in per_robot.items():
             try:
@@ -235,7 +247,7 @@ class PooledDataset(torch.utils.data.Dataset):
             "images": {cam: self._image(s, cam, f) for cam in self.cameras[s]},
             "cameras": self.cameras[s],
             "actions": action[np.minimum(steps, end - 1)],
-            "action_valid": steps < end,
+            "action_valid": (steps < end) & self.imitate[s],
             **({"role_pixels": {cam: xy[f] for cam, xy in cols.role_pixels.items()}} if cols.role_pixels else {}),
             "source": s, "episode": ep, "frame": f - start, "index": int(index),
             "seed": int(seed) if seed is not None else (self.seed * 1_000_003 + int(index)) % 2**63,
@@ -258,7 +270,8 @@ def make_loader(sources: Sequence[Any], batch_size: int = 64, weights: Sequence[
                 cache_mb: float = 64.0, **dataset_kwargs: Any) -> torch.utils.data.DataLoader:
     """DataLoader over a PooledDataset with a ChunkBatchSampler and Collate (fixed camera
     slots: every camera name of the mixture). `sources` may also be a `Recipe`, whose
-    weights, horizon and normalization apply unless given here (defaults: 16, "mean_std")."""
+    weights, horizon and normalization apply unless given here (defaults: 16, "mean_std"),
+    and whose entries say which sources are imitated."""
     from embodied.data.collate import Collate
     from embodied.data.mixture import Recipe
     from embodied.data.sampler import ChunkBatchSampler
@@ -268,6 +281,7 @@ def make_loader(sources: Sequence[Any], batch_size: int = 64, weights: Sequence[
         sources, weights = recipe.open_sources(), (weights if weights is not None else recipe.weights)
         horizon = horizon or recipe.horizon
         normalization = normalization or recipe.normalization
+        dataset_kwargs.setdefault("imitate", recipe.imitate)
     ds = PooledDataset(sources, horizon=horizon or 16, normalization=normalization or "mean_std",
                        augment=augment, seed=seed,
                        cache_mb=cache_mb, **dataset_kwargs)

@@ -14,6 +14,11 @@ A recipe is a TOML file, usually in `datasets/`::
     path = "/data/koch_place_lerobot"
     format = "lerobot"                # optional: "zarr" | "lerobot" (guessed from the folder)
 
+    [[datasets]]
+    path = "koch_push_scenes.zarr"
+    imitate = false                   # optional (default true): its frames train only the grounding
+                                      # loss (images and role-pixel labels), its actions are not imitated
+
 Weights are probabilities of drawing a sample from each dataset (normalized to sum 1),
 independent of dataset size. Errors name the recipe file and the entry.
 """
@@ -32,7 +37,7 @@ from embodied.errors import DataError
 
 FORMATS = ("zarr", "lerobot")
 _TOP_KEYS = ("name", "horizon", "normalization", "datasets")
-_ENTRY_KEYS = ("path", "weight", "format", "name")
+_ENTRY_KEYS = ("path", "weight", "format", "name", "imitate")
 
 
 class RecipeError(DataError):
@@ -49,6 +54,7 @@ class MixtureEntry:
     weight: float
     format: str  # one of FORMATS
     name: str
+    imitate: bool = True  # False: grounding data, its actions are not imitated
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class Recipe:
     def weights(self) -> list[float]:
         total = sum(e.weight for e in self.entries)
         return [e.weight / total for e in self.entries]
+
+    @property
+    def imitate(self) -> list[bool]:
+        return [e.imitate for e in self.entries]
 
     def open_sources(self) -> list[Any]:
         """Open every dataset as a FrameSource (EpisodeStore or LeRobotSource), read-only."""
@@ -141,7 +151,10 @@ def load_recipe(path: str | Path) -> Recipe:
         name = item.get("name", Path(raw).name)
         if not isinstance(name, str):
             raise fail(f"{where}: name must be a string, found {name!r}")
-        entries.append(MixtureEntry(p, float(weight), fmt, name))
+        imitate = item.get("imitate", True)
+        if not isinstance(imitate, bool):
+            raise fail(f"{where}: imitate must be true or false, found {imitate!r}")
+        entries.append(MixtureEntry(p, float(weight), fmt, name, imitate))
     name = data.get("name", path.stem)
     return Recipe(path, str(name), tuple(entries), horizon, norm)
 

@@ -27,7 +27,7 @@ from embodied.train.rundir import resolve_policy
 def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str, Any]:
     """Train robot `robot`'s adapter on `cfg.data` with the rest of the policy frozen."""
     base = resolve_policy(policy_path)
-    sources, _, _ = open_sources(cfg.data, cfg.recipe)
+    sources = open_sources(cfg.data, cfg.recipe).sources
     check_sources(sources, only_robot=robot)
     policy = load_checkpoint(base, language=LanguageEncoder(cache_dir=cfg.cache_dir))
     dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, augments(cfg, policy.config), cfg.seed,

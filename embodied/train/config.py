@@ -21,6 +21,10 @@ class TrainConfig:
     """Args:
         data: dataset folders (episode stores or LeRobot datasets); or
         recipe: a mixture recipe (TOML) instead of `data`.
+        grounding_data: with `data`, datasets whose frames train only the grounding loss
+            (images and role-pixel labels; their actions are not imitated): simulation labels
+            scenes for free, demonstrations of the actions are the scarce part. Needs a policy
+            with grounding_weight > 0. In a recipe: `imitate = false` on an entry.
         out: run folder (checkpoints, curves, train state).
         preset: policy preset; head: "l1" or "flow" (None: the preset's).
         policy_overrides: fields of the preset to override, e.g. {"film_queries": 0}.
@@ -48,6 +52,7 @@ class TrainConfig:
     out: str
     data: tuple[str, ...] = ()
     recipe: str | None = None
+    grounding_data: tuple[str, ...] = ()
     preset: str = "small"
     head: str | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)
@@ -75,9 +80,13 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "data", tuple(str(d) for d in self.data))
+        object.__setattr__(self, "grounding_data", tuple(str(d) for d in self.grounding_data))
         if bool(self.data) == bool(self.recipe):
             raise ConfigError("give the training data either as dataset folders (--data DIR ...) or as a recipe "
                               f"(--recipe datasets/NAME.toml), not {'both' if self.data else 'neither'}")
+        if self.grounding_data and self.recipe:
+            raise ConfigError("--grounding-data goes with --data; in a recipe, mark grounding datasets with "
+                              "imitate = false")
         ints = {k: getattr(self, k) for k in ("steps", "batch_size", "ckpt_every", "log_every", "max_bad_batches")}
         bad = {k: v for k, v in ints.items() if not isinstance(v, int) or v < 1}
         if bad or self.workers < 0 or self.warmup < 0 or self.diverge_after < 0:
@@ -98,4 +107,4 @@ class TrainConfig:
         return asdict(self)
 
     # fields that must agree between a run and its resumption (steps may grow; others are free)
-    RESUME_KEYS = ("data", "recipe", "preset", "head", "policy_overrides", "batch_size", "seed")
+    RESUME_KEYS = ("data", "recipe", "grounding_data", "preset", "head", "policy_overrides", "batch_size", "seed")

@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Mapping
 
 COLUMNS = ("step", "loss", "loss_ema", "lr", "skipped", "seconds")
+TERMS = ("grounding",)  # loss terms besides the actions' (`VLAPolicy.forward`); empty when a run has none
 
 
 class LossLog:
-    """Rows {step, loss, loss_ema, lr, skipped, seconds, loss/<robot>...} in `path` (CSV).
+    """Rows {step, loss, loss_ema, lr, skipped, seconds, grounding, loss/<robot>...} in `path` (CSV).
 
     Resuming at step s drops rows past s, so the file always describes one history.
     """
 
     def __init__(self, path: Path, robots: list[str], resume_step: int | None = None):
-        self.path, self.columns = Path(path), [*COLUMNS, *(f"loss/{r}" for r in robots)]
+        self.path, self.columns = Path(path), [*COLUMNS, *TERMS, *(f"loss/{r}" for r in robots)]
         self.rows: list[dict[str, str]] = []
         if resume_step is not None and self.path.is_file():
             with open(self.path, newline="") as f:
@@ -37,7 +38,8 @@ class LossLog:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(text)
 
     def plot(self, png: Path, title: str = "") -> Path:
-        """Loss (raw and smoothed) and per-robot losses against step, log scale."""
+        """Loss (raw and smoothed), the other terms a run has, and per-robot losses against
+        step, log scale."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -48,6 +50,8 @@ class LossLog:
         for key, style in [("loss", dict(alpha=0.35, label="loss")), ("loss_ema", dict(lw=2, label="loss (EMA)"))] + \
                 [(c, dict(lw=1, ls="--", label=c)) for c in self.columns[len(COLUMNS):]]:
             values = [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in self.rows]
+            if key in TERMS and all(v != v for v in values):
+                continue  # a term this run does not have
             ax.plot(steps, values, **style)
         if self.rows:
             ax.set_yscale("log")

@@ -18,7 +18,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -36,19 +36,31 @@ from embodied.train.config import TrainConfig
 log = logging.getLogger(__name__)
 
 
-def open_sources(data: Sequence[str] = (), recipe: str | None = None) -> tuple[list[Any], list[float] | None, str]:
-    """(sources, mixture weights or None, normalization) of `--data DIR...` or `--recipe FILE`."""
+class TrainingData(NamedTuple):
+    """The datasets of a run: `sources` (FrameSources), mixture `weights` (None: uniform over
+    sources), `normalization`, and per source whether its actions are imitated (`imitate`;
+    False: grounding data, its frames train only the grounding loss)."""
+
+    sources: list[Any]
+    weights: list[float] | None
+    normalization: str
+    imitate: list[bool]
+
+
+def open_sources(data: Sequence[str] = (), recipe: str | None = None,
+                 grounding_data: Sequence[str] = ()) -> TrainingData:
+    """The datasets of `--data DIR... [--grounding-data DIR...]` or of `--recipe FILE`."""
     if recipe:
         r = load_recipe(recipe)
-        return r.open_sources(), r.weights, r.normalization or "mean_std"
+        return TrainingData(r.open_sources(), r.weights, r.normalization or "mean_std", r.imitate)
     if not data:
         raise DataError("no training data: pass one or more dataset folders (--data DIR ...) or a recipe")
     sources = []
-    for d in data:
+    for d in (*data, *grounding_data):
         if not Path(d).exists():
             raise DataError(f"dataset {d} does not exist; generate one with `embodied simgen --out {d} ...`")
         sources.append(open_source(d))
-    return sources, None, "mean_std"
+    return TrainingData(sources, None, "mean_std", [True] * len(data) + [False] * len(grounding_data))
 
 
 def check_sources(sources: Sequence[Any], only_robot: str | None = None) -> list[str]:
@@ -91,16 +103,18 @@ def augments(cfg: TrainConfig, policy: PolicyConfig) -> bool:
 
 
 def build_dataset(sources: Sequence[Any], horizon: int, normalization: str = "mean_std", augment: bool = True,
-                  seed: int = 0, state_noise: float = 0.0) -> PooledDataset:
+                  seed: int = 0, state_noise: float = 0.0, imitate: Sequence[bool] | None = None) -> PooledDataset:
     """PooledDataset over checked sources; images resized to the most common resolution when
-    robots differ; `state_noise` > 0 adds `StateNoise` of that std (normalized units)."""
+    robots differ; `state_noise` > 0 adds `StateNoise` of that std (normalized units);
+    `imitate` as in `PooledDataset`."""
     sizes = Counter(hw for s in sources for hw in s.cameras.values())
     transforms: list[Any] = [StateNoise(state_noise)] if state_noise else []
     if len(sizes) > 1:
         h, w = sizes.most_common(1)[0][0]
         transforms.append(ResizeImages(h, w))
     return PooledDataset(sources, horizon=horizon, normalization=normalization,
-                         augment=ImageAugment() if augment else None, transforms=transforms, seed=seed)
+                         augment=ImageAugment() if augment else None, transforms=transforms, seed=seed,
+                         imitate=imitate)
 
 
 class _Batches(torch.utils.data.Sampler):

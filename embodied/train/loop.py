@@ -49,8 +49,9 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
 
 @dataclass
 class Fit:
-    """What one run optimizes: `model(batch)` returns {"loss", "loss/<robot>"} (it may be a
-    DistributedDataParallel wrapper); `params` are the trainable parameters."""
+    """What one run optimizes: `model(batch)` returns {"loss", "loss/<robot>"} and optional
+    terms such as "grounding" (it may be a DistributedDataParallel wrapper); `params` are the
+    trainable parameters."""
 
     model: nn.Module
     params: Sequence[nn.Parameter]
@@ -97,7 +98,7 @@ def fit(job: Fit, state: dict[str, Any] | None = None) -> dict[str, Any]:
                 curve.append({"step": step, "loss": window["loss"], "loss_ema": guard.ema,
                               "lr": opt.param_groups[0]["lr"], "skipped": guard.skipped,
                               "seconds": round(time.perf_counter() - t0, 2),
-                              **{k: v for k, v in window.items() if k.startswith("loss/")}})
+                              **{k: v for k, v in window.items() if k != "loss"}})
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 train_state = {"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                "guard": guard.state_dict(), "rng": d.gather(rng_state()), "world": d.world,
@@ -138,4 +139,4 @@ def _step(job: Fit, opt: torch.optim.Optimizer, guard: LossGuard, batch: dict[st
         return None
     guard.good(step, loss, last_good)  # raises TrainingDiverged before the update is applied
     opt.step()
-    return {"loss": loss, **{k: float(v.item()) for k, v in out.items() if k.startswith("loss/")}}
+    return {"loss": loss, **{k: float(v.item()) for k, v in out.items() if k != "loss"}}

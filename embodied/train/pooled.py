@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from embodied.errors import ConfigError
 from embodied.policy import LanguageEncoder, PolicyConfig, VLAPolicy, preset, save_checkpoint
 from embodied.policy.checkpoint import CONFIG as POLICY_CONFIG
 from embodied.policy.normalizer import Normalizer
@@ -81,14 +82,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     run = Path(cfg.out)
-    sources, weights, normalization = open_sources(cfg.data, cfg.recipe)
+    sources, weights, normalization, imitate = open_sources(cfg.data, cfg.recipe, cfg.grounding_data)
     robot_names = check_sources(sources)
     config = preset(cfg.preset, **cfg.policy_overrides, **({"head": cfg.head} if cfg.head else {}))
+    if not all(imitate) and not config.grounding_weight:
+        raise ConfigError("grounding data (--grounding-data, or imitate = false in the recipe) trains only the "
+                          "grounding loss; set --set image_keypoints=16 grounding_weight=1 or leave it out")
     cfg = replace(cfg, head=config.head)
     state = _resume_state(cfg, run)
     if state is not None:
         config = PolicyConfig.from_dict(json.loads((checkpoint_dir(run, LAST) / POLICY_CONFIG).read_text()))
-    dataset = build_dataset(sources, config.chunk, normalization, augments(cfg, config), cfg.seed, cfg.state_noise)
+    dataset = build_dataset(sources, config.chunk, normalization, augments(cfg, config), cfg.seed, cfg.state_noise,
+                            imitate)
     language = LanguageEncoder(cache_dir=cfg.cache_dir)
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     policy = VLAPolicy.for_robots(config, robot_names, language, Normalizer(dataset.norm_stats, normalization))

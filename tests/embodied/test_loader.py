@@ -215,6 +215,11 @@ def test_recipe_loads_relative_paths_and_weights(stores):
     assert r.weights == [0.25, 0.75] and r.horizon == 4
     loader = make_loader(r, batch_size=4, num_workers=0, num_samples=8)
     assert loader.dataset.horizon == 4 and [round(x, 2) for x in loader.batch_sampler.p] == [0.25, 0.75]
+    assert r.imitate == [True, True] and loader.dataset.imitate == [True, True]
+    recipe.write_text(recipe.read_text() + "imitate = false\n")  # panda's only dataset: grounding data
+    assert load_recipe(recipe).imitate == [True, False]
+    with pytest.raises(DataError, match=r"\['panda'\] have only grounding data"):
+        make_loader(load_recipe(recipe), batch_size=4, num_workers=0, num_samples=8)
 
 
 @pytest.mark.parametrize("text, error, words", [
@@ -223,6 +228,7 @@ def test_recipe_loads_relative_paths_and_weights(stores):
     ('[[datasets]]\npath = "{a}"\nweight = -1\n', RecipeError, ["mix.toml", "#1", "weight must be a positive"]),
     ('[[datasets]]\npath = "{a}"\nwieght = 1\n', RecipeError, ["mix.toml", "#1", "did you mean 'weight'"]),
     ('datasets = []\n', RecipeError, ["mix.toml", "[[datasets]]"]),
+    ('[[datasets]]\npath = "{a}"\nimitate = "no"\n', RecipeError, ["mix.toml", "#1", "imitate must be true or false"]),
     ('[[datasets]]\npath = 3\n', RecipeError, ["mix.toml", "#1", "path must be"]),
     ('[[datasets]\n', RecipeError, ["mix.toml", "not valid TOML"]),
     ('normalisation = "quantile"\n[[datasets]]\npath = "{a}"\n', RecipeError, ["did you mean 'normalization'"]),

@@ -1,6 +1,5 @@
 """Teleoperation: the recording state machine driven by scripted input, and the keyboard mapping."""
 
-import os
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ from embodied.data import Episode, EpisodeStore
 from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset
 from embodied.data.transforms import ImageAugment
-from embodied.errors import InvalidEpisode
+from embodied.errors import DataError, InvalidEpisode
 
 CAMS = {"front": (16, 20), "wrist": (16, 20)}
 
@@ -86,3 +86,15 @@ def test_collate_puts_labels_in_camera_slots(tmp_path):
     np.testing.assert_array_equal(batch["role_pixels"][0, 1].numpy(), labelled.raw(2)["role_pixels"]["front"])
     assert batch["role_pixels"][0, 0].isnan().all() and batch["role_pixels"][1].isnan().all()
     assert "role_pixels" not in Collate(("wrist", "front"))([plain.raw(0), plain.raw(1)])
+
+
+def test_grounding_sources_have_no_valid_actions_and_no_say_in_statistics(tmp_path):
+    demos = _store(tmp_path / "a.zarr", [_episode(5, 0)])
+    scenes = _store(tmp_path / "b.zarr", [_episode(6, 1)])
+    dataset = PooledDataset([demos, scenes], horizon=3, imitate=[True, False])
+    assert dataset.raw(1)["action_valid"].all() and not dataset.raw(5 + 2)["action_valid"].any()
+    assert "role_pixels" in dataset.raw(5 + 2)
+    alone = PooledDataset([demos], horizon=3)
+    np.testing.assert_array_equal(dataset.norm_stats["so100"]["actions"].mean, alone.norm_stats["so100"]["actions"].mean)
+    with pytest.raises(DataError, match="only grounding data"):
+        PooledDataset([scenes], horizon=3, imitate=[False])

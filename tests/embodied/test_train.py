@@ -210,3 +210,30 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
             expected = policy.image.features(images)
         slots = [features.slots.index(c) for c in sample["cameras"]]
         torch.testing.assert_close(features.table[index, slots].float(), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_grounding_run_logs_its_loss_and_learns_from_grounding_data(tmp_path, stores, cache):
+    """A grounding run (keypoints + grounding_weight) on so100 demonstrations plus koch frames
+    as grounding data: the grounding loss is in loss.csv; every koch sample has no valid
+    action, so the koch action loss stays 0 while the grounding loss is logged."""
+    with pytest.raises(DataError, match=r"\['koch'\] have only grounding data"):
+        train(config(tmp_path / "a", stores[:1], cache, grounding_data=(stores[1],),
+                     policy_overrides={"image_keypoints": 2, "grounding_weight": 1.0}))
+    so100_again = tmp_path / "so100_more.zarr"
+    generate(SimgenConfig("so100", "lift", 1, so100_again, first_seed=5), progress=False)
+    out = tmp_path / "g"
+    summary = train(config(out, stores[:1], cache, grounding_data=(str(so100_again),), steps=6,
+                           policy_overrides={"image_keypoints": 2, "grounding_weight": 1.0}))
+    assert summary["steps"] == 6 and summary["skipped_batches"] == 0
+    rows = list(csv.DictReader(open(out / "loss.csv")))
+    assert all(float(r["grounding"]) > 0 for r in rows)
+    assert json.loads((out / "train_config.json").read_text())["grounding_data"] == [str(so100_again)]
+
+
+def test_grounding_data_needs_a_grounding_policy(tmp_path, stores, cache):
+    from embodied.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trains only the grounding loss"):
+        train(config(tmp_path / "a", stores[:1], cache, grounding_data=(stores[1],)))
+    with pytest.raises(ConfigError, match="imitate = false"):
+        TrainConfig(out=str(tmp_path / "b"), recipe="datasets/example_mixture.toml", grounding_data=(stores[1],))
