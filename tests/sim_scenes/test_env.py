@@ -1,6 +1,5 @@
 """sim_scenes.env.TaskEnv: observations, seeding, stepping, rendering, errors."""
 
-import mujoco
 import numpy as np
 import pytest
 
@@ -96,7 +95,7 @@ def test_render_without_mode_returns_none():
 def test_step_clips_actions_and_truncates():
     env = TaskEnv("lift", robot="so100", images=False)
     env.reset(seed=0)
-    lo, hi = env.action_space.low, env.action_space.high
+    hi = env.action_space.high
     obs, reward, terminated, truncated, info = env.step(hi + 10.0)
     np.testing.assert_allclose(env.scene.data.ctrl[env.scene._arm_act], hi[:-1], atol=1e-6)
     assert env.scene.data.ctrl[env.scene._grip_act] == pytest.approx(env.robot.gripper.open)

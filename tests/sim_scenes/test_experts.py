@@ -2,7 +2,6 @@
 
 import re
 
-import mujoco
 import numpy as np
 import pytest
 

@@ -4,7 +4,6 @@ import mujoco
 import numpy as np
 import pytest
 
-import robots
 from sim_scenes import SimScenesError, tasks
 from sim_scenes.env import TaskEnv
 from sim_scenes.props import BIN_WALL, COLORS
