@@ -98,3 +98,14 @@ def test_grounding_sources_have_no_valid_actions_and_no_say_in_statistics(tmp_pa
     np.testing.assert_array_equal(dataset.norm_stats["so100"]["actions"].mean, alone.norm_stats["so100"]["actions"].mean)
     with pytest.raises(DataError, match="only grounding data"):
         PooledDataset([scenes], horizon=3, imitate=[False])
+
+
+def test_merge_keeps_labels(tmp_path):
+    from embodied.data.tools import merge
+
+    a = _store(tmp_path / "a.zarr", [_episode(4, 0)])
+    b = _store(tmp_path / "b.zarr", [_episode(3, 1, labelled=False), _episode(5, 2)])
+    merged = merge(tmp_path / "m.zarr", [a.path, b.path])
+    assert merged.role_pixel_cameras == ["front"] and merged.num_episodes == 3
+    np.testing.assert_array_equal(merged.episode(2).role_pixels["front"], b.episode(1).role_pixels["front"])
+    assert np.isnan(merged.episode(1).role_pixels["front"]).all()
