@@ -19,7 +19,6 @@ import json
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from embodied.data.collate import Collate
 from embodied.data.episode import ROLES
@@ -38,20 +37,17 @@ def keypoint_errors(policy: Any, dataset: Any, stride: int = 1, batch_size: int 
     collate = Collate(tuple(dataset.camera_slots))
     frames = range(0, len(dataset), stride)
     errors: dict[str, list[np.ndarray]] = {}
-    with torch.no_grad():
-        for start in range(0, len(frames), batch_size):
-            batch = collate([dataset[i] for i in frames[start:start + batch_size]])
-            if "role_pixels" not in batch:
-                continue
-            film, _, _ = policy._language(batch["instruction"])
-            present = batch["camera_mask"].nonzero(as_tuple=True)
-            _, keypoints = policy.image.tokens(policy.image.features(batch["images"][present]), film[present[0]])
-            labels = batch["role_pixels"][present]
-            offsets = (keypoints[:, :len(ROLE_NAMES)] - labels).abs().numpy()  # [N, roles, 2], NaN: no label
-            for n, slot in enumerate(present[1].tolist()):
-                for r, role in enumerate(ROLE_NAMES):
-                    if np.isfinite(offsets[n, r]).all():
-                        errors.setdefault(f"{dataset.camera_slots[slot]}/{role}", []).append(offsets[n, r])
+    for start in range(0, len(frames), batch_size):
+        batch = collate([dataset[i] for i in frames[start:start + batch_size]])
+        if "role_pixels" not in batch:
+            continue
+        keypoints, present = policy.locate(batch)
+        labels = batch["role_pixels"][tuple(i.cpu() for i in present)]
+        offsets = (keypoints[:, :len(ROLE_NAMES)].cpu() - labels).abs().numpy()  # [N, roles, 2], NaN: no label
+        for n, slot in enumerate(present[1].tolist()):
+            for r, role in enumerate(ROLE_NAMES):
+                if np.isfinite(offsets[n, r]).all():
+                    errors.setdefault(f"{dataset.camera_slots[slot]}/{role}", []).append(offsets[n, r])
     if not errors:
         raise DataError("no frame of the dataset carries role-pixel labels; generate it with `embodied simgen`, "
                         "which records them")

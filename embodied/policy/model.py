@@ -193,6 +193,21 @@ class VLAPolicy(nn.Module):
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
         return self.trunk(parts, ignore, keep_last=cfg.chunk), grounding
 
+    @torch.no_grad()
+    def locate(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Where each present camera's keypoints are: float32[P, K, 2] (normalized image
+        coordinates; with `grounding_weight`, keypoint 0 is trained onto the named target and
+        1 onto the goal), and the (sample, camera slot) index of each of the P images."""
+        if not self.config.image_keypoints:
+            raise InvalidInput("this policy reads its images through a pooled grid, not keypoints "
+                               "(image_keypoints=0); there is nothing to locate")
+        device = self.action_queries.device
+        film, _, _ = self._language(batch["instruction"])
+        present = batch["camera_mask"].to(device).nonzero(as_tuple=True)
+        images = batch["images"].to(device)[present]
+        _, keypoints = self.image.tokens(self.image.features(images), film[present[0]])
+        return keypoints, present
+
     # --- training and inference -----------------------------------------------------------
     def forward(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Loss of a (normalized) batch: {"loss": mean over valid action entries (plus

@@ -87,3 +87,14 @@ def test_keypoint_learns_to_find_the_named_object(make_policy):
         swapped = [t.replace("red", "RED").replace("blue", "red").replace("RED", "blue") for t in instructions]
         other = error(images, labels, swapped).item()  # the keypoint follows the word, not the scene
     assert named < 0.25 and other > 2 * named, (named, other)
+
+
+def test_locate_returns_each_present_cameras_keypoints(make_policy, make_batch):
+    batch = make_batch(size=32)
+    keypoints, (samples, slots) = make_policy(image_keypoints=3).locate(batch)
+    assert keypoints.shape == (int(batch["camera_mask"].sum()), 3, 2) and keypoints.abs().max() <= 1
+    assert batch["camera_mask"][samples, slots].all()
+    from embodied.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="nothing to locate"):
+        make_policy().locate(batch)
