@@ -202,7 +202,8 @@ class StateNoise:
 @dataclass(frozen=True)
 class ResizeImages:
     """Nearest-neighbour resize of every camera to (height, width), so robots whose cameras
-    differ in resolution can share a batch."""
+    differ in resolution can share a batch (role-pixel labels, in normalized image
+    coordinates, stay valid)."""
 
     height: int
     width: int
