@@ -77,7 +77,7 @@ class Collate:
         images = np.zeros((b, k, ih, iw, ic), np.uint8)
         camera_mask = np.zeros((b, k), bool)
         labelled = any("role_pixels" in s for s in samples)
-        role_pixels = np.full((b, k, ROLES, 2), np.nan, np.float32) if labelled else None
+        role_pixels = np.full((b, k, len(ROLES), 2), np.nan, np.float32) if labelled else None
         for i, s in enumerate(samples):
             d, a = len(s["state"]), s["actions"].shape[-1]
             if s["actions"].shape[0] != h:

@@ -11,7 +11,7 @@ from embodied.errors import InvalidEpisode
 SOURCES = ("sim", "teleop", "deploy", "import")
 STATE, ACTION, TIMESTAMP, IMAGE_PREFIX = "observation.state", "action", "timestamp", "observation.images."
 ROLE_PIXELS_PREFIX = "label.role_pixels."  # + camera: where the instruction's objects are (a training label)
-ROLES = 2  # rows of a role-pixels frame: the target, then the goal (`sim_scenes.env.ROLES`)
+ROLES = ("target", "goal")  # rows of a role-pixels frame, as `sim_scenes.env.ROLES`
 
 
 @dataclass
@@ -66,5 +66,6 @@ class Episode:
             if cam not in self.images:
                 raise InvalidEpisode(f"{ROLE_PIXELS_PREFIX}{cam} labels a camera the episode has no images of "
                                      f"({sorted(self.images)})")
-            if xy.shape != (t, ROLES, 2):
-                raise InvalidEpisode(f"{ROLE_PIXELS_PREFIX}{cam} must be float[{t}, {ROLES}, 2], found {list(xy.shape)}")
+            if xy.shape != (t, len(ROLES), 2):
+                raise InvalidEpisode(f"{ROLE_PIXELS_PREFIX}{cam} must be float[{t}, {len(ROLES)}, 2], found "
+                                     f"{list(xy.shape)}")

@@ -224,9 +224,9 @@ class EpisodeStore:
             key = ROLE_PIXELS_PREFIX + c
             if c in ep.role_pixels and key not in self._data:  # frames before this episode read as NaN
                 self._data[key] = self._group["data"].create_array(
-                    key, shape=(start, ROLES, 2), chunks=(STATE_CHUNK, ROLES, 2), dtype="float32", fill_value=np.nan)
+                    key, shape=(start, len(ROLES), 2), chunks=(STATE_CHUNK, len(ROLES), 2), dtype="float32", fill_value=np.nan)
             if key in self._data:
-                columns[key] = ep.role_pixels.get(c, np.full((t, ROLES, 2), np.nan, np.float32))
+                columns[key] = ep.role_pixels.get(c, np.full((t, len(ROLES), 2), np.nan, np.float32))
         for key, values in columns.items():
             arr = self._data[key]
             arr.resize((start + t, *arr.shape[1:]))

@@ -24,16 +24,14 @@ from embodied.data.collate import Collate
 from embodied.data.episode import ROLES
 from embodied.errors import DataError
 
-ROLE_NAMES = ("target", "goal")[:ROLES]
-
 
 def keypoint_errors(policy: Any, dataset: Any, stride: int = 1, batch_size: int = 64) -> dict[str, np.ndarray]:
     """"camera/role" -> float[N, 2] offsets |x|, |y| [normalized image units] between the
     policy's keypoint and the label, over every `stride`-th frame of `dataset` (a
     PooledDataset) with that label."""
-    if not policy.config.image_keypoints >= len(ROLE_NAMES):
+    if not policy.config.image_keypoints >= len(ROLES):
         raise DataError(f"the policy has {policy.config.image_keypoints} image keypoints; localization measures "
-                        f"keypoints 0-{len(ROLE_NAMES) - 1}, which a policy trained with grounding_weight > 0 has")
+                        f"keypoints 0-{len(ROLES) - 1}, which a policy trained with grounding_weight > 0 has")
     collate = Collate(tuple(dataset.camera_slots))
     frames = range(0, len(dataset), stride)
     errors: dict[str, list[np.ndarray]] = {}
@@ -43,9 +41,9 @@ def keypoint_errors(policy: Any, dataset: Any, stride: int = 1, batch_size: int 
             continue
         keypoints, present = policy.locate(batch)
         labels = batch["role_pixels"][tuple(i.cpu() for i in present)]
-        offsets = (keypoints[:, :len(ROLE_NAMES)].cpu() - labels).abs().numpy()  # [N, roles, 2], NaN: no label
+        offsets = (keypoints[:, :len(ROLES)].cpu() - labels).abs().numpy()  # [N, roles, 2], NaN: no label
         for n, slot in enumerate(present[1].tolist()):
-            for r, role in enumerate(ROLE_NAMES):
+            for r, role in enumerate(ROLES):
                 if np.isfinite(offsets[n, r]).all():
                     errors.setdefault(f"{dataset.camera_slots[slot]}/{role}", []).append(offsets[n, r])
     if not errors:
