@@ -160,6 +160,22 @@ class VLAPolicy(nn.Module):
                     out[i, :len(cams)] = adapter.camera_embed[[adapter.camera_index(c) for c in cams]]
         return out * mask[:, :, None]
 
+    def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+        """Each present camera's image tokens float32[P, G, d] and keypoints float32[P, K, 2]
+        (None for the grid readout), and the (sample, camera slot) index of each of the P
+        images (P may be 0: then nothing runs). Reads the frozen backbone's cached features when
+        the batch has them (training)."""
+        device = self.action_queries.device
+        present = batch["camera_mask"].to(device).nonzero(as_tuple=True)
+        if not present[0].numel():
+            return film.new_zeros(0, self.config.image_tokens, self.config.width), None, present
+        cached = batch.get("image_features")
+        features = (cached.to(device)[present] if cached is not None
+                    else self.image.features(batch["images"].to(device)[present]))
+        encoded, keypoints = self.image.tokens(features, film[present[0]])
+        return encoded, keypoints, present
+
     def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk outputs at the action queries, float32[B, H, d]; and the grounding loss
@@ -167,15 +183,12 @@ class VLAPolicy(nn.Module):
         device = self.action_queries.device
         lang, language_tokens, language_ignore = self._language(batch["instruction"])
         b, d, cfg = lang.shape[0], self.config.width, self.config
-        images, camera_mask = batch["images"].to(device), batch["camera_mask"].to(device)
+        camera_mask = batch["camera_mask"].to(device)
         k, g = camera_mask.shape[1], cfg.image_tokens
         image_tokens = lang.new_zeros(b, k, g, d)
-        present = camera_mask.nonzero(as_tuple=True)
         grounding = None
+        encoded, keypoints, present = self._encode_images(batch, lang)
         if present[0].numel():
-            cached = batch.get("image_features")  # the frozen backbone's, per camera slot (training)
-            features = cached.to(device)[present] if cached is not None else self.image.features(images[present])
-            encoded, keypoints = self.image.tokens(features, lang[present[0]])
             cams = self._camera_embeddings(batch, groups)[present][:, None]
             image_tokens = image_tokens.index_put(present, encoded + cams)
             if cfg.grounding_weight and "role_pixels" in batch:
@@ -201,11 +214,8 @@ class VLAPolicy(nn.Module):
         if not self.config.image_keypoints:
             raise InvalidInput("this policy reads its images through a pooled grid, not keypoints "
                                "(image_keypoints=0); there is nothing to locate")
-        device = self.action_queries.device
         film, _, _ = self._language(batch["instruction"])
-        present = batch["camera_mask"].to(device).nonzero(as_tuple=True)
-        images = batch["images"].to(device)[present]
-        _, keypoints = self.image.tokens(self.image.features(images), film[present[0]])
+        _, keypoints, present = self._encode_images(batch, film)
         return keypoints, present
 
     # --- training and inference -----------------------------------------------------------
