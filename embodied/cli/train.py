@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--recipe", help="mixture recipe, e.g. datasets/NAME.toml")
     p.add_argument("--grounding-data", nargs="+", default=[], metavar="DIR",
                    help="with --data: datasets whose frames train only the grounding loss (their actions are not "
-                        "imitated); needs --set image_keypoints=16 grounding_weight=1")
+                        "imitated); needs a policy with grounding_weight > 0 (small and base have it)")
     p.add_argument("--preset", default="small", help="policy preset: tiny, small (default), base")
     p.add_argument("--head", choices=["l1", "flow"], help="action head (default: the preset's)")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
