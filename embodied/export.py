@@ -65,6 +65,7 @@ from embodied.errors import CheckpointMismatch, EmbodiedError, InvalidInput
 from embodied.export_gate import SimGate, refusal, run_gate
 from embodied.export_int8 import (HEADROOM, RECIPES, Calibration, Recipe, candidates, choose, dataset_observations,
                                   engine_feeds, latency_ms, relative_error, run_all)
+from embodied.policy.adapters import grounded_keypoints
 from embodied.policy.config import PolicyConfig
 from embodied.runtime.bundle import (FORMAT, FP32, INT8, LANGUAGE, LANGUAGE_TOKEN_MASK, LANGUAGE_TOKENS, MANIFEST,
                                      Bundle, read_language)
@@ -102,13 +103,16 @@ class OnnxPolicy(nn.Module):
         tokens, token_mask = x.get("language_tokens"), x.get("language_token_mask")
         film = p.film_part(language, tokens, token_mask)
         lang_rep = film[:, None].expand(-1, k, -1).flatten(0, 1)
-        encoded = p.image(flat, lang_rep).unflatten(0, (b, k))  # [B, K, G, d]
+        encoded, keypoints = p.image.tokens(p.image.features(flat), lang_rep)
+        encoded = encoded.unflatten(0, (b, k))  # [B, K, G, d]
         present = camera_mask.to(encoded.dtype)[:, :, None, None]
         image_tokens = (encoded + a.camera_embed[None, :, None]) * present
+        grounded = (grounded_keypoints(keypoints).unflatten(0, (b, k)) * present[..., 0]
+                    if cfg.grounded_state else None)
         state_mask = torch.ones_like(state, dtype=torch.bool)
         language_tokens, language_ignore = p.language_part(language, tokens, token_mask)
         parts = [language_tokens, image_tokens.flatten(1, 2),
-                 a.robot_tokens.expand(b, -1, -1), a.state_tokens(state, state_mask),
+                 a.robot_tokens.expand(b, -1, -1), a.state_tokens(state, state_mask, grounded),
                  p.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
         context = p.trunk(parts, ignore, keep_last=cfg.chunk)

@@ -1,8 +1,9 @@
 """Per-robot adapters: everything of the policy that depends on the robot.
 
-An adapter turns its robot's proprioception (any number of dimensions) into tokens, adds
-a few learned robot tokens and one learned embedding per camera of the robot, and maps
-head features to its robot's action dimensions. Everything else is shared; adding a robot
+An adapter turns its robot's proprioception (any number of dimensions; with
+`config.grounded_state`, plus where the grounded keypoints are in each of its cameras) into
+tokens, adds a few learned robot tokens and one learned embedding per camera of the robot,
+and maps head features to its robot's action dimensions. Everything else is shared; adding a robot
 is adding an adapter.
 """
 
@@ -16,6 +17,16 @@ from torch import nn
 
 from embodied.errors import NoAdapter
 from embodied.policy.config import PolicyConfig
+
+
+GROUNDED_PER_CAMERA = 5  # keypoint 0 (x, y), keypoint 1 (x, y), camera present (1) or not (0)
+
+
+def grounded_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
+    """Keypoints of present images float32[P, K, 2] (K >= 2) -> what a grounded state stem
+    reads of each, float32[P, GROUNDED_PER_CAMERA]: keypoints 0 and 1 and a present flag (an
+    absent camera reads as all zeros)."""
+    return torch.cat([keypoints[:, :2].flatten(1), keypoints.new_ones(keypoints.shape[0], 1)], dim=-1)
 
 
 class RobotAdapter(nn.Module):
@@ -34,18 +45,30 @@ class RobotAdapter(nn.Module):
         self.state_dim, self.action_dim, self.cameras = int(state_dim), int(action_dim), list(cameras)
         d = config.width
         self.num_state_tokens = config.state_tokens
-        # input: the state with absent dimensions zeroed, and the mask itself
-        self.state_stem = nn.Sequential(nn.Linear(2 * state_dim, d), nn.SiLU(), nn.Linear(d, config.state_tokens * d))
+        # input: the state with absent dimensions zeroed, the mask itself, and per camera the
+        # grounded keypoints (GROUNDED_PER_CAMERA values) when config.grounded_state
+        self.grounded = config.grounded_state
+        grounded_dim = GROUNDED_PER_CAMERA * len(cameras) if self.grounded else 0
+        self.state_stem = nn.Sequential(nn.Linear(2 * state_dim + grounded_dim, d), nn.SiLU(),
+                                        nn.Linear(d, config.state_tokens * d))
         self.robot_tokens = nn.Parameter(torch.randn(config.robot_tokens, d) * 0.02)
         self.camera_embed = nn.Parameter(torch.randn(len(cameras), d) * 0.02)
         self.action_out = nn.Linear(config.head_width, action_dim)
         self.action_in = nn.Linear(action_dim, config.head_width) if config.head == "flow" else None
 
-    def state_tokens(self, state: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Normalized state float32[B, n] and mask bool[B, n] -> tokens float32[B, S, d]."""
+    def state_tokens(self, state: torch.Tensor, mask: torch.Tensor, grounded: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """Normalized state float32[B, n] and mask bool[B, n] (and, with config.grounded_state,
+        `grounded_keypoints` of the robot's cameras in its camera order, float32[B, C,
+        GROUNDED_PER_CAMERA]) -> tokens float32[B, S, d]."""
         mask = mask.to(state.dtype)
-        x = torch.cat([state * mask, mask], dim=-1)
-        return self.state_stem(x).unflatten(-1, (self.num_state_tokens, -1))
+        parts = [state * mask, mask]
+        if self.grounded:
+            if grounded is None:
+                raise NoAdapter("this adapter reads the grounded keypoints of its cameras (grounded_state); "
+                                "pass them to state_tokens")
+            parts.append(grounded.flatten(1))
+        return self.state_stem(torch.cat(parts, dim=-1)).unflatten(-1, (self.num_state_tokens, -1))
 
     def camera_index(self, name: str) -> int:
         if name not in self.cameras:

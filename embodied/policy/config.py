@@ -75,6 +75,10 @@ class PolicyConfig:
             then has to match the instruction's words to an object, the step every policy
             without it skipped by memorising its demonstration scenes (README, the oracle).
             0: no such loss. Needs image_keypoints >= 2.
+        grounded_state: each robot adapter's state stem also reads where keypoints 0 and 1 (the
+            grounded target and goal) are in each of its cameras, next to the proprioception,
+            so the action pathway sees the named objects' image positions as directly as the
+            privileged-state oracle sees their poses (README). Needs grounding_weight > 0.
         head: "l1" (regression) or "flow" (rectified flow matching).
         flow_width, flow_depth: width and residual blocks of the flow head's velocity network.
         flow_steps: Euler steps from noise to actions at inference.
@@ -97,6 +101,7 @@ class PolicyConfig:
     language_tokens: int = 0
     film_queries: int = 0
     grounding_weight: float = 0.0
+    grounded_state: bool = False
     head: str = "l1"
     flow_width: int = 128
     flow_depth: int = 2
@@ -125,6 +130,9 @@ class PolicyConfig:
         if self.grounding_weight and self.image_keypoints < 2:
             raise ConfigError(f"policy config {self.name!r}: grounding_weight={self.grounding_weight} supervises "
                               "keypoints 0 and 1 (target and goal); set image_keypoints >= 2 or grounding_weight=0")
+        if self.grounded_state and not self.grounding_weight:
+            raise ConfigError(f"policy config {self.name!r}: grounded_state reads the grounded keypoints 0 and 1; "
+                              "set grounding_weight > 0 (and image_keypoints >= 2) or grounded_state=false")
         if self.width % self.heads:
             raise ConfigError(f"policy config {self.name!r}: width {self.width} is not divisible by heads {self.heads}")
         if not self.image_channels or not all(isinstance(c, int) and c > 0 for c in self.image_channels):

@@ -8,7 +8,8 @@
     The FiLM vector is the sentence embedding, followed by the token embeddings pooled by
     learned attention queries when config.film_queries > 0. The conv layers' feature map
     becomes tokens by average pooling to a grid, or by learned keypoints (config.image_keypoints).
-    language tokens, image tokens, robot tokens, state tokens (adapter), action queries
+    language tokens, image tokens, robot tokens, state tokens (adapter; with config.grounded_state
+    its stem also reads keypoints 0 and 1 of each camera), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
 
@@ -29,7 +30,7 @@ from torch import nn
 
 import robots
 from embodied.errors import InvalidInput
-from embodied.policy.adapters import Adapters, RobotAdapter
+from embodied.policy.adapters import GROUNDED_PER_CAMERA, Adapters, RobotAdapter, grounded_keypoints
 from embodied.policy.config import PolicyConfig
 from embodied.policy.encoders import ImageEncoder, LanguageEncoder, TokenAttentionPool
 from embodied.policy.heads import HEADS
@@ -160,6 +161,19 @@ class VLAPolicy(nn.Module):
                     out[i, :len(cams)] = adapter.camera_embed[[adapter.camera_index(c) for c in cams]]
         return out * mask[:, :, None]
 
+    @staticmethod
+    def _in_camera_order(batch: Mapping[str, Any], adapter: RobotAdapter, idx: torch.Tensor,
+                         per_slot: torch.Tensor) -> torch.Tensor:
+        """Rows `idx` of a per-slot tensor float32[B, K, F], rearranged into the adapter's camera
+        order, float32[len(idx), C, F] (zeros for a camera the sample lacks)."""
+        slots = batch.get("camera_slots")
+        rows = []
+        for i in idx.tolist():
+            names = slots if slots else batch["cameras"][i]
+            rows.append([names.index(c) if c in names else -1 for c in adapter.cameras])
+        cols = torch.tensor(rows, dtype=torch.long, device=per_slot.device)
+        return per_slot[idx[:, None], cols.clamp(min=0)] * (cols >= 0)[..., None]
+
     def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         """Each present camera's image tokens float32[P, G, d] and keypoints float32[P, K, 2]
@@ -196,11 +210,18 @@ class VLAPolicy(nn.Module):
         state, state_mask = batch["state"].to(device), batch["state_mask"].to(device)
         robot_tokens = lang.new_zeros(b, cfg.robot_tokens, d)
         state_tokens = lang.new_zeros(b, cfg.state_tokens, d)
+        grounded_slots = None
+        if cfg.grounded_state:
+            grounded_slots = lang.new_zeros(b, k, GROUNDED_PER_CAMERA)
+            if present[0].numel():
+                grounded_slots = grounded_slots.index_put(present, grounded_keypoints(keypoints))
         for name, idx in groups.items():
             adapter = self.adapters[name]
             robot_tokens = robot_tokens.index_copy(0, idx, adapter.robot_tokens.expand(len(idx), -1, -1))
             n = adapter.state_dim
-            state_tokens = state_tokens.index_copy(0, idx, adapter.state_tokens(state[idx, :n], state_mask[idx, :n]))
+            grounded = None if grounded_slots is None else self._in_camera_order(batch, adapter, idx, grounded_slots)
+            state_tokens = state_tokens.index_copy(0, idx, adapter.state_tokens(state[idx, :n], state_mask[idx, :n],
+                                                                               grounded))
         parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,
                  self.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]

@@ -146,8 +146,9 @@ def test_export_refuses_bad_input(tmp_path, language, capsys):
 
 
 @pytest.mark.parametrize("readout", [{"image_grid": 5}, {"image_keypoints": 6},
+                                     {"image_keypoints": 3, "grounding_weight": 1.0, "grounded_state": True},
                                      {"image_backbone": "efficientnet_lite0", "image_channels": (16,)}],
-                         ids=["grid5", "keypoints", "backbone"])
+                         ids=["grid5", "keypoints", "grounded_state", "backbone"])
 def test_image_readouts_export_exactly(tmp_path, language, readout):
     """96 px -> 12 x 12 features pooled to 5 x 5 (a grid that does not divide the map; the
     `small` preset has 6 -> 4), or read by 6 keypoints, or the frozen EfficientNet-Lite0's

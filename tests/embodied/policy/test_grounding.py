@@ -98,3 +98,44 @@ def test_locate_returns_each_present_cameras_keypoints(make_policy, make_batch):
 
     with pytest.raises(InvalidInput, match="nothing to locate"):
         make_policy().locate(batch)
+
+
+def test_grounded_state_needs_the_grounding_loss():
+    with pytest.raises(ConfigError, match="grounded_state reads the grounded keypoints"):
+        preset("tiny", image_keypoints=2, grounded_state=True)
+    assert preset("tiny", image_keypoints=2, grounding_weight=1.0, grounded_state=True).grounded_state
+
+
+def test_grounded_state_reads_each_robots_cameras_in_its_own_order(make_policy, make_batch):
+    """The state stem reads keypoints 0 and 1 of the robot's cameras in the adapter's camera
+    order, whatever the batch's slot order, and an absent camera as zeros (not as a keypoint
+    at the image centre)."""
+    policy = make_policy(image_keypoints=2, grounding_weight=1.0, grounded_state=True).eval()
+    batch = make_batch(size=32)
+    order = [2, 0, 1]  # the same images under another slot order: external, front, wrist
+    shuffled = dict(batch, camera_slots=[batch["camera_slots"][j] for j in order],
+                    images=batch["images"][:, order], camera_mask=batch["camera_mask"][:, order])
+    so100 = policy.adapters["so100"]  # cameras front, wrist; samples 0 and 2 of the batch
+
+    def stem_input(b):
+        seen = []
+        hook = so100.state_stem.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+        actions = policy.predict(b)
+        hook.remove()
+        return seen[0][:, 2 * so100.state_dim:].unflatten(1, (2, 5)), actions  # [so100 samples, camera, 5]
+
+    grounded, actions = stem_input(batch)
+    keypoints, (samples, slots) = policy.locate(batch)
+    for row, sample in enumerate((0, 2)):
+        for cam, slot in enumerate((0, 1)):  # front, wrist
+            at = ((samples == sample) & (slots == slot)).nonzero().item()
+            torch.testing.assert_close(grounded[row, cam, :4], keypoints[at, :2].flatten())
+    assert (grounded[:, :, 4] == 1).all()
+    grounded_shuffled, actions_shuffled = stem_input(shuffled)
+    torch.testing.assert_close(grounded_shuffled, grounded)
+    torch.testing.assert_close(actions_shuffled, actions)
+
+    no_wrist = dict(batch, camera_mask=batch["camera_mask"].clone())
+    no_wrist["camera_mask"][:, 1] = False
+    grounded, _ = stem_input(no_wrist)
+    assert (grounded[:, 0, 4] == 1).all() and (grounded[:, 1] == 0).all()
