@@ -8,11 +8,13 @@ Presets:
     small  default: CPU-trainable (a few million parameters, a few ms per chunk on 2 cores)
     base   GPU training
 
-`small` and `base` read each camera through keypoints on a 12 x 12 feature map and train the
-grounding loss (keypoints 0 and 1 onto the named target and goal): without it no vision
-policy of this project found the named object beyond chance on new scenes (README, "Grounding
-loss"). Datasets without role-pixel labels (teleoperation, LeRobot imports) simply add no
-grounding term.
+`small` and `base` read each camera through keypoints on a 12 x 12 feature map, train the
+grounding loss (keypoints 0 and 1 onto the named target and goal) and hand those two
+keypoints to the robot adapters' state stems (grounded_state): without the loss no vision
+policy of this project found the named object beyond chance on new scenes, and the grounded
+state more than doubled so100/lift success from 50 demonstrations (README, "Policy").
+Datasets without role-pixel labels (teleoperation, LeRobot imports) simply add no grounding
+term.
 """
 
 from __future__ import annotations
@@ -176,10 +178,10 @@ PRESETS: tuple[PolicyConfig, ...] = (
                  image_grid=2, robot_tokens=1, state_tokens=1, language_tokens=8, film_queries=1, flow_width=32,
                  flow_depth=1, flow_steps=4),
     PolicyConfig(name="small", width=192, image_channels=(16, 32, 64), image_keypoints=16, language_tokens=16,
-                 film_queries=2, grounding_weight=1.0),
+                 film_queries=2, grounding_weight=1.0, grounded_state=True),
     PolicyConfig(name="base", width=512, depth=8, heads=8, dropout=0.1, image_channels=(48, 96, 128),
                  image_keypoints=32, robot_tokens=4, state_tokens=4, language_tokens=16, film_queries=4,
-                 grounding_weight=1.0, flow_width=256, flow_depth=3),
+                 grounding_weight=1.0, grounded_state=True, flow_width=256, flow_depth=3),
 )
 DEFAULT_PRESET = "small"
 

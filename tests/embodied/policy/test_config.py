@@ -33,11 +33,12 @@ def test_language_defaults_keep_configs_saved_without_the_fields():
 
 
 def test_default_presets_ground_the_instruction():
-    """`small` and `base` train keypoints 0 and 1 onto the named objects (README: without the
-    grounding loss no policy found the named cube beyond chance on new scenes)."""
+    """`small` and `base` train keypoints 0 and 1 onto the named objects and read them in the
+    state stems (README: without the grounding loss no policy found the named cube beyond
+    chance on new scenes)."""
     for name in ("small", "base"):
         cfg = preset(name)
-        assert cfg.grounding_weight > 0 and cfg.image_keypoints >= 2
+        assert cfg.grounding_weight > 0 and cfg.image_keypoints >= 2 and cfg.grounded_state
     with pytest.raises(ConfigError, match="set image_keypoints >= 2 or grounding_weight=0"):
         preset("small", image_keypoints=0)
 
