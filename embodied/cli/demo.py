@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--demos", type=int, default=d.demos, help=f"demonstrations per robot (default {d.demos})")
     p.add_argument("--preset", default=d.preset, help=f"policy preset (default {d.preset})")
     p.add_argument("--steps", type=int, default=d.steps,
-                   help=f"training steps (default {d.steps}: at about 2.2 steps/s on 2 idle cores, the whole demo "
-                        "takes about 17 minutes; on a loaded machine, less is faster); raising it later resumes the "
+                   help=f"training steps (default {d.steps}: at about 4.3 steps/s on 2 idle cores, the whole demo "
+                        "takes about 10 minutes; on a loaded machine, less is faster); raising it later resumes the "
                         "run and redoes the later stages")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
