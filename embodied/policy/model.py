@@ -140,39 +140,40 @@ class VLAPolicy(nn.Module):
                 raise InvalidInput(f"batch {key!r} holds NaN or infinite values; check the dataset and its statistics")
         return groups
 
-    def _camera_embeddings(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """float32[B, K, d]: each present camera's embedding from its robot's adapter (zeros where absent).
-
-        Batches name their camera slots once (`camera_slots`, from Collate) or per sample
-        (`cameras`); one gather per robot either way."""
-        mask = batch["camera_mask"].to(self.action_queries.device)
-        b, k = mask.shape
+    @staticmethod
+    def _slot_cameras(batch: Mapping[str, Any], adapter: RobotAdapter, idx: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+        """long[len(idx), K]: the adapter's index of the camera in each of the K slots of samples
+        `idx` (-1: no camera there). Batches name their camera slots once (`camera_slots`, from
+        Collate: one row for all samples) or per sample (`cameras`, positional)."""
+        k = mask.shape[1]
         slots = batch.get("camera_slots")
-        out = self.action_queries.new_zeros(b, k, self.config.width)
+        if slots:
+            present = mask[idx].any(0).tolist()
+            row = [adapter.camera_index(slots[j]) if present[j] else -1 for j in range(k)]
+            return torch.tensor(row, device=mask.device).expand(len(idx), -1)
+        rows = [[adapter.camera_index(c) for c in batch["cameras"][i]] for i in idx.tolist()]
+        return torch.tensor([r + [-1] * (k - len(r)) for r in rows], dtype=torch.long, device=mask.device)
+
+    def _camera_embeddings(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor],
+                           slot_cameras: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """float32[B, K, d]: each present camera's embedding from its robot's adapter (zeros where
+        absent); `slot_cameras` as `_slot_cameras` per robot."""
+        mask = batch["camera_mask"].to(self.action_queries.device)
+        out = self.action_queries.new_zeros(*mask.shape, self.config.width)
         for name, idx in groups.items():
-            adapter = self.adapters[name]
-            if slots:
-                present = mask[idx].any(0).tolist()
-                cols = [adapter.camera_index(slots[j]) if present[j] else 0 for j in range(k)]
-                out[idx] = adapter.camera_embed[cols].expand(len(idx), -1, -1)
-            else:
-                for i in idx.tolist():
-                    cams = batch["cameras"][i]
-                    out[i, :len(cams)] = adapter.camera_embed[[adapter.camera_index(c) for c in cams]]
+            cols = slot_cameras[name]
+            out[idx] = self.adapters[name].camera_embed[cols.clamp(min=0)] * (cols >= 0)[..., None]
         return out * mask[:, :, None]
 
     @staticmethod
-    def _in_camera_order(batch: Mapping[str, Any], adapter: RobotAdapter, idx: torch.Tensor,
-                         per_slot: torch.Tensor) -> torch.Tensor:
-        """Rows `idx` of a per-slot tensor float32[B, K, F], rearranged into the adapter's camera
-        order, float32[len(idx), C, F] (zeros for a camera the sample lacks)."""
-        slots = batch.get("camera_slots")
-        rows = []
-        for i in idx.tolist():
-            names = slots if slots else batch["cameras"][i]
-            rows.append([names.index(c) if c in names else -1 for c in adapter.cameras])
-        cols = torch.tensor(rows, dtype=torch.long, device=per_slot.device)
-        return per_slot[idx[:, None], cols.clamp(min=0)] * (cols >= 0)[..., None]
+    def _in_camera_order(per_slot: torch.Tensor, idx: torch.Tensor, cols: torch.Tensor, cameras: int) -> torch.Tensor:
+        """Rows `idx` of a per-slot tensor float32[B, K, F] rearranged into the adapter's order of
+        its `cameras` C, float32[len(idx), C, F] (zeros for a camera the sample lacks); `cols`
+        from `_slot_cameras`."""
+        rows, slots = (cols >= 0).nonzero(as_tuple=True)
+        out = per_slot.new_zeros(len(idx), cameras, per_slot.shape[-1])
+        return out.index_put((rows, cols[rows, slots]), per_slot[idx[rows], slots])
 
     def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
@@ -199,11 +200,13 @@ class VLAPolicy(nn.Module):
         b, d, cfg = lang.shape[0], self.config.width, self.config
         camera_mask = batch["camera_mask"].to(device)
         k, g = camera_mask.shape[1], cfg.image_tokens
+        slot_cameras = {name: self._slot_cameras(batch, self.adapters[name], idx, camera_mask)
+                        for name, idx in groups.items()}
         image_tokens = lang.new_zeros(b, k, g, d)
         grounding = None
         encoded, keypoints, present = self._encode_images(batch, lang)
         if present[0].numel():
-            cams = self._camera_embeddings(batch, groups)[present][:, None]
+            cams = self._camera_embeddings(batch, groups, slot_cameras)[present][:, None]
             image_tokens = image_tokens.index_put(present, encoded + cams)
             if cfg.grounding_weight and "role_pixels" in batch:
                 grounding = grounding_loss(keypoints, batch["role_pixels"].to(device)[present])
@@ -219,7 +222,8 @@ class VLAPolicy(nn.Module):
             adapter = self.adapters[name]
             robot_tokens = robot_tokens.index_copy(0, idx, adapter.robot_tokens.expand(len(idx), -1, -1))
             n = adapter.state_dim
-            grounded = None if grounded_slots is None else self._in_camera_order(batch, adapter, idx, grounded_slots)
+            grounded = (None if grounded_slots is None else
+                        self._in_camera_order(grounded_slots, idx, slot_cameras[name], len(adapter.cameras)))
             state_tokens = state_tokens.index_copy(0, idx, adapter.state_tokens(state[idx, :n], state_mask[idx, :n],
                                                                                grounded))
         parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,

@@ -87,8 +87,9 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     config = preset(cfg.preset, **cfg.policy_overrides, **({"head": cfg.head} if cfg.head else {}))
     if not all(imitate) and not config.grounding_weight:
         raise ConfigError("grounding data (--grounding-data, or imitate = false in the recipe) trains only the "
-                          f"grounding loss, which preset {config.name!r} as configured does not have; use --preset small "
-                          "(or --set image_keypoints=16 grounding_weight=1), or leave the grounding data out")
+                          f"grounding loss, which preset {config.name!r} as configured does not have; use "
+                          "--preset small (or --set image_keypoints=16 grounding_weight=1), or leave the grounding "
+                          "data out")
     cfg = replace(cfg, head=config.head)
     state = _resume_state(cfg, run)
     if state is not None:

@@ -55,7 +55,8 @@ def test_keypoint_tokens_see_where_a_cube_is():
 
 def test_keypoints_config():
     assert preset("small").image_tokens == 16  # 16 keypoints
-    assert preset("small", image_keypoints=0, grounding_weight=0, grounded_state=False, image_grid=3).image_tokens == 9  # 3 x 3 grid
+    grid = preset("small", image_keypoints=0, grounding_weight=0, grounded_state=False, image_grid=3)
+    assert grid.image_tokens == 9  # 3 x 3 grid
     assert preset("tiny").image_tokens == 4
     with pytest.raises(Exception, match="non-negative"):
         preset("small", image_keypoints=-1)
