@@ -6,7 +6,10 @@ Observation: {"state": float32[n+1], "images": {camera: uint8[H, W, 3]}, "instru
 Action: the robot's action space (absolute joint targets [rad] + gripper in [0, 1]).
 `info["success"]` is the task's predicate on simulator state; an episode terminates on
 success and is truncated after the task's time limit. Reset options: "instruction_set"
-("train" or "heldout") and "variant" (who plays the task's roles, `Task.role_variants`).
+("train" or "heldout"), "variant" (who plays the task's roles, `Task.role_variants`) and
+"camera_jitter" (in [0, 1]: how far the scene cameras stray from robot.toml's poses this
+episode, `sim_scenes.camera.jittered_view`; drawn after the layout, so a seed's layout is the
+same at any jitter).
 
 Vectorized: `gymnasium.make_vec(id, n, vectorization_mode="async", robot=...,
 vector_kwargs={"context": "forkserver", "shared_memory": False})`. Renderers are created
@@ -25,7 +28,8 @@ import numpy as np
 
 import robots
 from sim_scenes import language, tasks
-from sim_scenes.camera import project
+from sim_scenes.camera import jittered_view, project
+from sim_scenes.errors import InvalidCameraJitter
 from sim_scenes.scene import Scene, build_scene
 
 VIDEO_SIZE = (480, 360)  # (width, height) of render() frames
@@ -36,11 +40,12 @@ class TaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, task: str, robot: str = "so100", render_mode: str | None = None,
-                 instruction_set: str = "train", images: bool = True):
+                 instruction_set: str = "train", images: bool = True, camera_jitter: float = 0.0):
         self.robot = robots.load(robot)
         self.task = tasks.get(task)(self.robot)
         language.phrasings(self.task.name, instruction_set)  # validates the set name
         self.instruction_set = instruction_set
+        self.camera_jitter = InvalidCameraJitter.check(camera_jitter)
         self.images = images
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.robot.control_hz}
@@ -69,6 +74,7 @@ class TaskEnv(gym.Env):
         self.scene.reset_robot(np.array(self.robot.home))
         self.instance = self.task.reset(self.scene, self.np_random, options.get("instruction_set", self.instruction_set),
                                         options.get("variant", 0))
+        self._place_cameras(InvalidCameraJitter.check(float(options.get("camera_jitter", self.camera_jitter))))
         mujoco.mj_forward(self.scene.model, self.scene.data)
         self._t = 0
         return self._observation(), self._info()
@@ -94,6 +100,12 @@ class TaskEnv(gym.Env):
         self._renderers.clear()
 
     # --- helpers ---------------------------------------------------------------------
+    def _place_cameras(self, jitter: float) -> None:
+        """Every scene camera at its robot.toml pose (jitter 0) or a random one near it."""
+        for c in self.robot.cameras:
+            if c.mount == "scene":
+                self.scene.place_camera(c.name, *jittered_view(c.pos, c.lookat, c.fovy, self.np_random, jitter))
+
     def _render(self, camera: str, width: int, height: int) -> np.ndarray:
         key = (width, height)
         if key not in self._renderers:

@@ -4,6 +4,8 @@
     ├── UnknownTask            a task name that is not registered
     ├── UnreachableWorkspace   an IK target in the robot's workspace the arm cannot reach
     ├── InvalidPace            an expert speed factor outside its range
+    ├── InvalidSettle          a time recorded after success outside its range
+    ├── InvalidCameraJitter    a scene-camera randomization outside [0, 1]
     ├── UnknownVariant         a role variant outside the task's range
     └── PlacementError         objects that do not fit in the workspace
 """
@@ -58,6 +60,16 @@ class InvalidSettle(SimScenesError, ValueError):
             raise cls(f"settle time {settle} s is outside [0, {cls.HIGHEST}]; 0 ends a demonstration at success, "
                       "0.5 records half a second more")
         return settle
+
+
+class InvalidCameraJitter(SimScenesError, ValueError):
+    @classmethod
+    def check(cls, jitter: float) -> float:
+        """`jitter`, or InvalidCameraJitter when it lies outside [0, 1]."""
+        if not 0.0 <= jitter <= 1.0:
+            raise cls(f"camera jitter {jitter} is outside [0, 1]; 0 keeps the cameras of robot.toml, 1 moves them "
+                      "the most (sim_scenes.camera.jittered_view)")
+        return jitter
 
 
 class UnknownVariant(SimScenesError, ValueError):

@@ -27,7 +27,8 @@ class Rollout:
 
 
 def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: str = "train",
-               keep_observations: bool = False, pace: float = 1.0, variant: int = 0, settle: float = 0.0) -> Rollout:
+               keep_observations: bool = False, pace: float = 1.0, variant: int = 0, settle: float = 0.0,
+               camera_jitter: float = 0.0) -> Rollout:
     """Reset `env` with `seed` and roll the task's scripted expert out until success or time out.
 
     record: keep render() frames for a video. keep_observations: keep (observation, action)
@@ -39,9 +40,12 @@ def run_expert(env: TaskEnv, seed: int, record: bool = False, instruction_set: s
         it a demonstration stops at the first instant of success: in place, the frame the
         gripper opens, so a policy sees almost no release and never a retreat, and learns
         to hover with the cube (`InvalidSettle` outside [0, 5] s).
+    camera_jitter: how far the scene cameras stray from their robot.toml poses this episode
+        (`sim_scenes.camera.jittered_view`; 0: not at all).
     """
     InvalidSettle.check(settle)
-    obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set, "variant": variant})
+    obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set, "variant": variant,
+                                                  "camera_jitter": camera_jitter})
     expert = experts.make(env.task.name, env.scene, env.instance, pace)
     out = Rollout(env.instance.instruction, False, 0, [env.render()] if record else [])
     extra = None  # steps left after success, once it happened

@@ -15,7 +15,7 @@ import numpy as np
 
 from robots import RobotSpec
 from robots.mjcf import check, load_spec
-from sim_scenes.arena import add_arena, physics_steps_per_control
+from sim_scenes.arena import add_arena, look_at_xyaxes, physics_steps_per_control
 from sim_scenes.props import Prop
 
 if TYPE_CHECKING:
@@ -112,6 +112,14 @@ class Scene:
         else:
             adr = self.model.jnt_qposadr[body.jntadr[0]]
             self.data.qpos[adr:adr + 7] = [*pos, *quat]
+
+    def place_camera(self, name: str, pos, lookat, fovy: float) -> None:
+        """Move the world-fixed camera `name` to `pos` [m], looking at `lookat`, image up ~ world z."""
+        cam = self.model.camera(name).id
+        right, up = np.reshape(look_at_xyaxes(pos, lookat), (2, 3))
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, np.column_stack([right, up, np.cross(right, up)]).ravel())
+        self.model.cam_pos[cam], self.model.cam_quat[cam], self.model.cam_fovy[cam] = pos, quat, fovy
 
     def set_color(self, name: str, rgba) -> None:
         body = self.model.body(name).id

@@ -25,6 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--settle", type=float, default=0.0, help="seconds the expert goes on after success, recorded "
                    "(default 0: a demonstration ends at success); the episode counts only if the task still "
                    "holds at the end. 0.5 shows a policy the release and retreat of place and stack")
+    p.add_argument("--camera-jitter", type=float, default=0.0, help="in [0, 1] (default 0: robot.toml's poses): "
+                   "each episode's scene cameras are moved around the point they look at (distance 0.7-1.8x, "
+                   "+-25 deg azimuth, +-12 deg elevation at 1), so the images show the objects at other places "
+                   "and sizes; role-pixel labels follow the moved cameras. For grounding data "
+                   "(`embodied train --grounding-data`) that teaches the image side views a new arm may have")
     p.set_defaults(run=run)
 
 
@@ -32,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from embodied.collect.simgen import SimgenConfig, generate
 
     cfg = SimgenConfig(args.robot, args.task, args.episodes, Path(args.out), args.workers, args.keep_failed,
-                       args.instructions, args.first_seed, args.pace, args.variants, args.settle)
+                       args.instructions, args.first_seed, args.pace, args.variants, args.settle, args.camera_jitter)
     summary = generate(cfg)
     print(f"{args.out}: kept {summary['kept']} new episodes ({summary['failed']} failed and dropped, "
           f"{summary['skipped_existing']} already there)")

@@ -41,24 +41,27 @@ class SimgenConfig:
     pace: float = 1.0  # the expert's speed factor; recorded in the store, which holds one pace
     variants: int = 1  # demonstrations per scene, each with other objects in the task's roles
     settle: float = 0.0  # seconds recorded after success (`sim_scenes.rollout.run_expert`); the store holds one
+    camera_jitter: float = 0.0  # scene cameras moved per episode (`sim_scenes.camera.jittered_view`); one per store
 
 
 # How demonstrations were made, as a store records it: store attribute -> config field. A store
-# written before an attribute existed holds the field's default; the CLI flag is --<field>.
-EXPERT_SETTINGS = {"expert_pace": "pace", "expert_settle": "settle"}
+# written before an attribute existed holds the field's default; the CLI flag is --<field>
+# (underscores as dashes).
+DEMONSTRATION_SETTINGS = {"expert_pace": "pace", "expert_settle": "settle", "scene_camera_jitter": "camera_jitter"}
 
 
-def _episode(args: tuple[str, str, int, str, float, int, float]) -> tuple[int, Episode | None]:
-    """One demonstration, or None for a role variant the arm cannot reach in this layout."""
+def _episode(args: tuple["SimgenConfig", int, int]) -> tuple[int, Episode | None]:
+    """One demonstration of (config, seed, variant), or None for a role variant the arm cannot
+    reach in this layout."""
     from sim_scenes.env import worker_env
     from sim_scenes.errors import UnreachableWorkspace
     from sim_scenes.rollout import run_expert
 
-    robot, task, seed, instruction_set, pace, variant, settle = args
-    env = worker_env(task, robot, images=True)
+    cfg, seed, variant = args
+    env = worker_env(cfg.task, cfg.robot, images=True)
     try:
-        r = run_expert(env, seed, instruction_set=instruction_set, keep_observations=True, pace=pace, variant=variant,
-                       settle=settle)
+        r = run_expert(env, seed, instruction_set=cfg.instruction_set, keep_observations=True, pace=cfg.pace,
+                       variant=variant, settle=cfg.settle, camera_jitter=cfg.camera_jitter)
     except UnreachableWorkspace:
         if variant == 0:  # the layouts of variant 0 lie in the workspace: robot.toml is wrong
             raise
@@ -75,10 +78,11 @@ def _episode(args: tuple[str, str, int, str, float, int, float]) -> tuple[int, E
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
     from sim_scenes import tasks
-    from sim_scenes.errors import InvalidPace, InvalidSettle, UnknownVariant
+    from sim_scenes.errors import InvalidCameraJitter, InvalidPace, InvalidSettle, UnknownVariant
 
     InvalidPace.check(cfg.pace)  # before the store records them
     InvalidSettle.check(cfg.settle)
+    InvalidCameraJitter.check(cfg.camera_jitter)
     robot = robots.load(cfg.robot)
     available = len(tasks.get(cfg.task)(robot).role_variants())
     if isinstance(cfg.variants, bool) or not isinstance(cfg.variants, int) or not 1 <= cfg.variants <= available:
@@ -86,12 +90,12 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
                              f"(1 to {available})")
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
     defaults = {f.name: f.default for f in fields(SimgenConfig)}
-    for key, name in EXPERT_SETTINGS.items():
+    for key, name in DEMONSTRATION_SETTINGS.items():
         held, value = store.attrs.get(key, defaults[name]), getattr(cfg, name)
         if store.num_episodes and held != value:
             raise SchemaMismatch(f"{cfg.out} holds demonstrations made with {key} {held}, not {value}; generate "
-                                 f"with --{name} {held} to extend it, or write to a new store")
-    for key, name in EXPERT_SETTINGS.items():
+                                 f"with --{name.replace('_', '-')} {held} to extend it, or write to a new store")
+    for key, name in DEMONSTRATION_SETTINGS.items():
         store.set_attr(key, getattr(cfg, name))
     done = store.seeds()
     start = store.num_episodes
@@ -106,7 +110,7 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         while True:
             if s not in done:
                 for variant in range(cfg.variants):
-                    yield (cfg.robot, cfg.task, s, cfg.instruction_set, cfg.pace, variant, cfg.settle)
+                    yield cfg, s, variant
             s += 1
 
     ctx = mp.get_context("forkserver")

@@ -58,6 +58,26 @@ def test_store_holds_one_expert_pace(koch_store, tmp_path):
     assert not (tmp_path / "bad.zarr").exists()
 
 
+def test_camera_jitter_moves_the_views_of_the_same_demonstration(koch_store, tmp_path):
+    """--camera-jitter records the same expert in the same layout (seed 0: same actions) seen
+    from moved scene cameras; the store holds one jitter."""
+    moved = tmp_path / "moved.zarr"
+    assert main(["simgen", "--robot", "koch", "--task", "lift", "--episodes", "1", "--out", str(moved), "--workers", "1",
+                 "--camera-jitter", "0.5"]) == 0
+    store, nominal = EpisodeStore.open(moved), EpisodeStore.open(koch_store[0])
+    assert store.attrs["scene_camera_jitter"] == 0.5 and nominal.attrs["scene_camera_jitter"] == 0.0
+    a, b = nominal.episode(0), store.episode(0)
+    np.testing.assert_array_equal(a.action, b.action)
+    for cam in ("top", "side"):
+        assert np.abs(a.images[cam][0].astype(int) - b.images[cam][0]).mean() > 5
+        assert np.abs(a.role_pixels[cam][0, 0] - b.role_pixels[cam][0, 0]).max() > 0.02
+    with pytest.raises(SchemaMismatch, match="scene_camera_jitter 0.5, not 0.0; generate with --camera-jitter 0.5"):
+        generate(SimgenConfig("koch", "lift", 2, moved), progress=False)
+    assert main(["simgen", "--robot", "koch", "--task", "lift", "--episodes", "1", "--out", str(tmp_path / "bad.zarr"),
+                 "--camera-jitter", "2"]) == 2
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_settle_records_the_release_and_retreat(tmp_path):
     """Without --settle a place demonstration ends the step its gripper opens; with 0.5 s it
     goes on (the same actions up to success), the release and retreat recorded and the cube

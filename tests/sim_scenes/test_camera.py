@@ -4,8 +4,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from sim_scenes.camera import project
+from sim_scenes.camera import DISTANCE_FACTOR, ELEVATION_LIMITS, jittered_view, project
 from sim_scenes.env import ROLES, TaskEnv
+from sim_scenes.errors import InvalidCameraJitter
 
 
 HIDDEN = 5  # a geom group nothing else uses
@@ -36,11 +37,13 @@ def _visible_box(env: TaskEnv, camera: str, body: str) -> tuple[np.ndarray, np.n
     return xy.min(0), xy.max(0)
 
 
-@pytest.mark.parametrize("robot,task", [("koch", "push"), ("so100", "lift")])
-def test_role_pixels_land_on_the_named_objects(robot, task):
+@pytest.mark.parametrize("robot,task,jitter", [("koch", "push", 0.0), ("so100", "lift", 0.0), ("koch", "push", 1.0),
+                                               ("ur5e", "lift", 1.0)])
+def test_role_pixels_land_on_the_named_objects(robot, task, jitter):
     """In every camera, the target's and the goal's projected centres lie inside the object's
-    silhouette (MuJoCo's segmentation rendering) within a pixel, over several layouts."""
-    env = TaskEnv(task, robot, images=False)
+    silhouette (MuJoCo's segmentation rendering) within a pixel, over several layouts; with
+    jittered scene cameras too (the labels follow the moved cameras)."""
+    env = TaskEnv(task, robot, images=False, camera_jitter=jitter)
     checked = 0
     for seed in range(4):
         env.reset(seed=seed)
@@ -76,4 +79,48 @@ def test_points_behind_or_beside_the_camera_are_nan():
     assert np.isnan(xy[1]).all() and np.isnan(xy[2]).all()
     up = project(model, data, "front", (ahead + rot[:, 1] * 0.05)[None], 96, 96)[0]
     assert up[1] < 0 and abs(up[0]) < 1e-6  # camera +y is up: towards the top row, y < 0
+    env.close()
+
+
+def test_jittered_views_orbit_the_workspace_within_their_ranges():
+    pos, lookat, fovy = np.array([0.48, 0.0, 0.32]), np.array([0.16, 0.0, 0.0]), 50.0
+    same = jittered_view(pos, lookat, fovy, np.random.default_rng(0), 0.0)
+    np.testing.assert_array_equal(same[0], pos)
+    np.testing.assert_array_equal(same[1], lookat)
+    assert same[2] == fovy
+    rng, base = np.random.default_rng(1), np.linalg.norm(pos - lookat)
+    views = [jittered_view(pos, lookat, fovy, rng, 1.0) for _ in range(200)]
+    ratios = np.array([np.linalg.norm(p - a) / base for p, a, _ in views])
+    assert DISTANCE_FACTOR[0] - 1e-9 <= ratios.min() < 0.8 and 1.6 < ratios.max() <= DISTANCE_FACTOR[1] + 1e-9
+    elevations = np.degrees([np.arcsin((p - a)[2] / np.linalg.norm(p - a)) for p, a, _ in views])
+    assert ELEVATION_LIMITS[0] - 1e-6 <= elevations.min() and elevations.max() <= ELEVATION_LIMITS[1] + 1e-6
+    assert np.all([a[2] == lookat[2] for _, a, _ in views])  # the point looked at stays on the table plane
+    assert len({round(f, 6) for *_, f in views}) == 200
+    with pytest.raises(InvalidCameraJitter, match="outside \\[0, 1\\]"):
+        jittered_view(pos, lookat, fovy, rng, 1.5)
+
+
+def test_camera_jitter_moves_scene_cameras_not_the_layout():
+    """A seed's layout is the same at any jitter; its scene cameras move (the wrist camera does
+    not), differently per seed; jitter 0 on the same env puts them back exactly."""
+    env = TaskEnv("lift", "so100", images=False)
+    model = env.scene.model
+    front, wrist = model.camera("front").id, model.camera("wrist").id
+    nominal = model.cam_pos.copy(), model.cam_quat.copy(), model.cam_fovy.copy()
+    env.reset(seed=5)
+    layout = {p: env.scene.body_pos(p).copy() for p in env.scene.props}
+    moved = []
+    for seed in (5, 6):
+        env.reset(seed=seed, options={"camera_jitter": 1.0})
+        if seed == 5:
+            assert all(np.array_equal(env.scene.body_pos(p), xyz) for p, xyz in layout.items())
+        assert not np.allclose(model.cam_pos[front], nominal[0][front])
+        np.testing.assert_array_equal(model.cam_pos[wrist], nominal[0][wrist])
+        moved.append(model.cam_pos[front].copy())
+    assert not np.allclose(*moved)
+    env.reset(seed=5)
+    for now, before in zip((model.cam_pos, model.cam_quat, model.cam_fovy), nominal):
+        np.testing.assert_allclose(now, before, atol=1e-12)
+    with pytest.raises(InvalidCameraJitter):
+        env.reset(seed=5, options={"camera_jitter": -0.1})
     env.close()
