@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--execute", type=int, default=0, help="actions run open loop per chunk (default 0: whole chunk)")
     p.add_argument("--ensemble", action="store_true", help="query every step and temporally ensemble the chunks")
     p.add_argument("--cache", help="instruction-embedding cache folder")
+    p.add_argument("--camera-jitter", type=float, default=0.0, metavar="J",
+                   help="in [0, 1]: move each episode's scene cameras away from the robot's poses (as "
+                        "`embodied simgen --camera-jitter`; default 0): what a bumped camera costs")
     emu = p.add_argument_group("deploy path (with --bundle)")
     emu.add_argument("--emulate", action="store_true",
                      help="run the episodes through the deploy loop: emulated servo chain on a pty with the scene as "
@@ -36,19 +39,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     emu.add_argument("--fault-profile", metavar="NAME|PATH",
                      help="faults of the emulated chain: none, flaky, harsh, or a .toml file (default none)")
     emu.add_argument("--seconds", type=float, help="longest emulated episode [s] (default: the task's time limit)")
-    p.add_argument("--out", help="JSON file (default: POLICY_RUN/eval/ROBOT_TASK_INSTRUCTIONS.json, "
+    p.add_argument("--out", help="JSON file (default: POLICY_RUN/eval/ROBOT_TASK_INSTRUCTIONS[_camjitterJ].json, "
                                  "out/eval/BUNDLE_PRECISION_TASK_INSTRUCTIONS.json for a bundle)")
     p.set_defaults(run=run)
 
 
 def _default_out(args: argparse.Namespace, report: dict) -> Path:
+    jitter = f"_camjitter{args.camera_jitter:g}" if args.camera_jitter else ""
     if args.bundle:
         name = Path(report["policy"]).name
         emulated = f"_emulated-{report['emulated']['fault_profile']}" if args.emulate else ""
-        return Path("out/eval") / f"{name}_{report['precision']}_{args.task}_{args.instructions}{emulated}.json"
+        return Path("out/eval") / f"{name}_{report['precision']}_{args.task}_{args.instructions}{emulated}{jitter}.json"
     ckpt = Path(report["policy"])
     run = ckpt.parent if ckpt.name == "last" else ckpt
-    return run / "eval" / f"{args.robot}_{args.task}_{args.instructions}.json"
+    return run / "eval" / f"{args.robot}_{args.task}_{args.instructions}{jitter}.json"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(args.bundle or args.policy, args.robot, args.task, args.episodes, args.workers, args.instructions,
                      seed0, args.video, args.videos, execution, args.cache, bundle=args.bundle is not None,
                      precision=args.precision, emulate=args.emulate, fault_profile=args.fault_profile,
-                     seconds=args.seconds)
+                     seconds=args.seconds, camera_jitter=args.camera_jitter)
     report = evaluate(cfg)
     out = Path(args.out) if args.out else _default_out(args, report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     lo, hi = report["ci95"]
     runtime = f"{report['runtime']} {report['precision']}" + (", emulated deploy path" if args.emulate else "")
-    print(f"{args.robot}/{args.task} ({args.instructions} instructions, {runtime}): success "
+    moved = f", scene cameras jittered {args.camera_jitter:g}" if args.camera_jitter else ""
+    print(f"{args.robot}/{args.task} ({args.instructions} instructions{moved}, {runtime}): success "
           f"{100 * report['success_rate']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
           f"({report['successes']}/{report['episodes']}), {report['infer_ms_mean']:.1f} ms per chunk, "
           f"{report['wall_s']:.0f} s on {report['workers']} worker(s)")

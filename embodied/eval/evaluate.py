@@ -31,6 +31,7 @@ from embodied.runtime.chunking import Execution
 from embodied.eval.policy_rollout import PolicySpec
 from embodied.eval.rollouts import RolloutJob, RolloutResult, run_jobs
 from embodied.eval.stats import grounding, success_table, wilson_interval
+from sim_scenes.errors import InvalidCameraJitter
 
 DEFAULT_SEED0 = 100_000
 PRECISIONS = ("auto", "fp32", "int8")
@@ -51,6 +52,9 @@ class EvalConfig:
             rendered cameras, asynchronous chunking; `execution` ensemble: temporal ensembling).
         fault_profile: the emulated chain's faults (none, flaky, harsh or a .toml path).
         seconds: longest emulated episode [s] (None: the task's time limit, as in simulation).
+        camera_jitter: in [0, 1], how far each episode's scene cameras stray from the robot's
+            poses (`sim_scenes.camera.jittered_view`; 0: not at all): how much a bumped or
+            re-mounted camera costs. Simulated rollouts only.
     """
 
     policy: str
@@ -70,6 +74,7 @@ class EvalConfig:
     emulate: bool = False
     fault_profile: str | None = None
     seconds: float | None = None
+    camera_jitter: float = 0.0
 
     def __post_init__(self):
         if self.episodes < 1 or self.workers < 1 or self.videos < 0:
@@ -80,9 +85,13 @@ class EvalConfig:
         if self.precision != "auto" and not self.bundle:
             raise ConfigError(f"precision {self.precision!r} applies to export bundles (--bundle); a torch "
                               "checkpoint runs in fp32")
+        InvalidCameraJitter.check(self.camera_jitter)
         self._check_emulation()
 
     def _check_emulation(self) -> None:
+        if self.emulate and self.camera_jitter:
+            raise ConfigError("--camera-jitter moves simulated scene cameras; the emulated deploy path renders the "
+                              "robot's own poses: drop one of --emulate and --camera-jitter")
         if not self.emulate:
             if self.fault_profile is not None or self.seconds is not None:
                 raise ConfigError("--fault-profile and --seconds apply to emulated episodes: add --emulate")
@@ -147,7 +156,7 @@ def _rollouts(cfg: EvalConfig, spec: PolicySpec) -> list[RolloutResult]:
     video = Path(cfg.video_dir) if cfg.video_dir else None
     jobs = [RolloutJob(cfg.robot, cfg.task, cfg.seed0 + i,
                        str(video / f"{cfg.robot}_{cfg.task}_{cfg.seed0 + i}.mp4") if video and i < cfg.videos else None,
-                       cfg.instructions, spec) for i in range(cfg.episodes)]
+                       cfg.instructions, spec, cfg.camera_jitter) for i in range(cfg.episodes)]
     return run_jobs(jobs, workers=min(cfg.workers, cfg.episodes), progress=cfg.progress,
                     desc=f"eval {cfg.robot}/{cfg.task}" + (f" ({spec.precision})" if spec.precision else ""))
 
@@ -194,7 +203,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     lo, hi = wilson_interval(rate.successes, rate.episodes)
     report = {
         "policy": path, "runtime": "onnxruntime" if spec.precision else "torch", "precision": spec.precision or "fp32",
-        "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions,
+        "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions, "camera_jitter": cfg.camera_jitter,
         "episodes": rate.episodes, "successes": rate.successes, "success_rate": rate.rate, "ci95": [lo, hi],
         "named_object_rate": grounding(results),
         "seed0": cfg.seed0, "execution": asdict(cfg.execution), "workers": 1 if cfg.emulate else cfg.workers,

@@ -137,12 +137,13 @@ def load_policy(spec: PolicySpec, robot: str) -> RolloutPolicy:
 
 
 def run_policy(env: Any, policy: RolloutPolicy, seed: int, execution: Execution, record: bool = False,
-               instruction_set: str = "train") -> PolicyEpisode:
+               instruction_set: str = "train", camera_jitter: float = 0.0) -> PolicyEpisode:
     """Reset `env` and `policy` with `seed` and run the policy until success or time out,
-    noting which object it manipulated."""
+    noting which object it manipulated. `camera_jitter` moves the scene cameras away from
+    the robot's poses (`sim_scenes.camera.jittered_view`; the seed's layout stays)."""
     from sim_scenes.grounding import ManipulationWatch
 
-    obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set})
+    obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set, "camera_jitter": camera_jitter})
     robot = env.robot.name
     policy.reset(seed)
     executor = ChunkExecutor(execution, policy.chunk)

@@ -28,6 +28,7 @@ class RolloutJob:
     video: str | None = None  # write an mp4 of this episode here
     instruction_set: str = "train"
     policy: PolicySpec | None = None
+    camera_jitter: float = 0.0  # scene cameras moved from the robot's poses (`sim_scenes.camera.jittered_view`)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def run_job(job: RolloutJob) -> RolloutResult:
     if job.policy is None:
         from sim_scenes.rollout import run_expert
 
-        ep = run_expert(env, job.seed, record=job.video is not None, instruction_set=job.instruction_set)
+        ep = run_expert(env, job.seed, record=job.video is not None, instruction_set=job.instruction_set,
+                        camera_jitter=job.camera_jitter)
         chunks, infer_ms, target, manipulated = 0, 0.0, None, None
     else:
         from embodied.eval.policy_rollout import load_policy, run_policy
@@ -72,7 +74,7 @@ def run_job(job: RolloutJob) -> RolloutResult:
         policy = load_policy(job.policy, job.robot)
         t0 = time.perf_counter()
         ep = run_policy(env, policy, job.seed, job.policy.execution, record=job.video is not None,
-                        instruction_set=job.instruction_set)
+                        instruction_set=job.instruction_set, camera_jitter=job.camera_jitter)
         chunks, infer_ms = ep.chunks, 1000.0 * ep.infer_seconds / max(ep.chunks, 1)
         target, manipulated = ep.target, ep.manipulated
     if job.video:

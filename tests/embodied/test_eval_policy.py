@@ -12,10 +12,13 @@ from embodied.collect.simgen import SimgenConfig, generate
 from embodied.errors import ConfigError
 from embodied.eval import ChunkExecutor, EvalConfig, Execution, evaluate
 from embodied.eval.evaluate import episode_instructions
+from embodied.eval.policy_rollout import run_policy
+from embodied.policy.io import ActionChunk
 from embodied.export import export_bundle
 from embodied.policy import LanguageEncoder
 from embodied.runtime import BundleMismatch
 from embodied.train import TrainConfig, train
+from sim_scenes.env import TaskEnv
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,53 @@ def test_eval_through_a_bundle_runs_the_checkpoint_episodes(policy_run, capsys):
     assert pick == [(r["seed"], r["instruction"], r["success"], r["steps"]) for r in torch_report["results"]]
     with pytest.raises(BundleMismatch, match=r"holds no embedding for .* export it with these --instructions"):
         evaluate(EvalConfig(str(bundle), "so100", "lift", episodes=6, bundle=True, progress=False))
+
+
+class _Recorder:
+    """A stand-in policy that holds the arm where it is and keeps what it was shown."""
+
+    chunk = 4
+
+    def __init__(self):
+        self.seen = []
+
+    def reset(self, seed):
+        self.seen.clear()
+
+    def act(self, obs):
+        self.seen.append(obs)
+        return ActionChunk(np.tile(obs.state, (self.chunk, 1)).astype(np.float32))
+
+
+def test_camera_jitter_reaches_what_the_policy_sees():
+    """Same seed, same scene and instruction; jittered scene cameras show it from elsewhere, the
+    wrist camera (on the arm) sees the same."""
+    env = TaskEnv("lift", "so100")
+    views = []
+    for jitter in (0.0, 1.0):
+        recorder = _Recorder()
+        run_policy(env, recorder, 100_000, Execution(), camera_jitter=jitter)
+        views.append(recorder.seen[0])
+    env.close()
+    nominal, moved = views
+    assert nominal.instruction == moved.instruction
+    np.testing.assert_array_equal(nominal.state, moved.state)
+    np.testing.assert_array_equal(nominal.images["wrist"], moved.images["wrist"])
+    assert np.abs(nominal.images["front"].astype(int) - moved.images["front"]).mean() > 5
+
+
+def test_eval_with_camera_jitter_reports_it(policy_run, capsys):
+    root, cache = policy_run
+    assert main(["eval", "--policy", str(root / "run"), "--robot", "so100", "--task", "lift", "--episodes", "1",
+                 "--workers", "1", "--camera-jitter", "0.5", "--cache", cache]) == 0
+    assert "scene cameras jittered 0.5" in capsys.readouterr().out
+    report = json.loads((root / "run" / "eval" / "so100_lift_train_camjitter0.5.json").read_text())
+    assert report["camera_jitter"] == 0.5 and report["episodes"] == 1
+    assert main(["eval", "--policy", str(root / "run"), "--robot", "so100", "--task", "lift", "--episodes", "1",
+                 "--camera-jitter", "1.5", "--cache", cache]) == 2
+    assert "camera jitter 1.5 is outside [0, 1]" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="drop one of --emulate and --camera-jitter"):
+        EvalConfig("bundles/so100", "so100", "lift", bundle=True, emulate=True, camera_jitter=0.5)
 
 
 def test_open_loop_runs_the_first_actions_of_each_chunk():
