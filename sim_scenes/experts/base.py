@@ -50,6 +50,12 @@ class Pose:
     yaw: float  # heading of the closing axis [rad]
 
 
+# `Expert.grip`: the fingers have moved once the measured opening (in [0, 1]) changed by
+# GRIPPER_MOVED, and are still when it changes by less than GRIPPER_STILL in a control tick.
+GRIPPER_MOVED, GRIPPER_STILL = 0.05, 0.01
+GRIP_TIMEOUT = 0.5  # [s] the longest a grip waits (the fixed wait it replaces)
+
+
 @dataclass
 class Phase:
     """One step of an expert's plan, with gripper command `gripper` in [0, 1].
@@ -116,6 +122,23 @@ class Expert(ABC):
         """Gripper command for a finger gap [m] (the gripper joint is each finger's travel)."""
         g = self.robot.gripper
         return float(np.clip(g.to_command(g.closed + np.sign(g.open - g.closed) * gap / 2), 0.0, 1.0))
+
+    def grip(self, command: float) -> Phase:
+        """Command the gripper and stay until its fingers have moved and stopped (closed on
+        the cube, or opened), at most GRIP_TIMEOUT: the wait ends on what the robot's state
+        shows. A timed wait would show a policy several identical states (arm still, fingers
+        still) with different futures, wait or lift; a policy that reads its state in such a
+        hold cannot tell how long it has waited, and waits forever."""
+        readings: list[float] = []
+
+        def hold(pose: Pose) -> Pose | None:
+            readings.append(self.scene.gripper_opening())
+            moved = abs(readings[-1] - readings[0]) > GRIPPER_MOVED
+            still = len(readings) >= 2 and abs(readings[-1] - readings[-2]) < GRIPPER_STILL
+            timeout = len(readings) * self.scene.control_dt >= GRIP_TIMEOUT
+            return None if (moved and still) or timeout else pose
+
+        return Phase(None, command, servo=hold)
 
     def lift_to(self, z: float, gripper: float) -> Phase:
         return Phase(lambda: Pose(np.array([*self.pose().pos[:2], z]), self.pose().yaw), gripper)

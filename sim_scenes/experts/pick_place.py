@@ -23,7 +23,7 @@ class PickPlace(Expert):
         phases = [
             Phase(lambda: self.above(t, self.hover), opened, joint_space=True),
             Phase(lambda: self.above(t, self.s / 2, self.pose().yaw), opened, min_time=0.4),
-            Phase(None, CLOSED, min_time=0.5),
+            self.grip(CLOSED),
             self.lift_to(self.hover, CLOSED),
         ]
         z = self.release_height()
@@ -37,7 +37,7 @@ class PickPlace(Expert):
         return phases + [
             Phase(lambda: over_goal(self.hover), CLOSED, min_time=0.5),
             Phase(lambda: over_goal(z), CLOSED, min_time=0.4),
-            Phase(None, opened, min_time=0.4),
+            self.grip(opened),
             self.lift_to(self.hover, opened),
         ]
 
