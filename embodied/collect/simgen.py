@@ -77,7 +77,7 @@ def _episode(args: tuple["SimgenConfig", int, int]) -> tuple[int, Episode | None
 
 def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     """Fill `cfg.out` up to `cfg.episodes` episodes; returns counts."""
-    from sim_scenes import tasks
+    from sim_scenes import experts, tasks
     from sim_scenes.errors import InvalidCameraJitter, InvalidPace, InvalidSettle, UnknownVariant
 
     InvalidPace.check(cfg.pace)  # before the store records them
@@ -95,8 +95,14 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         if store.num_episodes and held != value:
             raise SchemaMismatch(f"{cfg.out} holds demonstrations made with {key} {held}, not {value}; generate "
                                  f"with --{name.replace('_', '-')} {held} to extend it, or write to a new store")
+    held_version = store.attrs.get("expert_version", 1)  # stores written before the attribute: version 1
+    if store.num_episodes and held_version != experts.VERSION:
+        raise SchemaMismatch(f"{cfg.out} holds demonstrations of expert version {held_version}; the experts are now "
+                             f"version {experts.VERSION} (sim_scenes/experts/__init__.py says what changed), and one "
+                             "store holds one version: write to a new store")
     for key, name in DEMONSTRATION_SETTINGS.items():
         store.set_attr(key, getattr(cfg, name))
+    store.set_attr("expert_version", experts.VERSION)
     done = store.seeds()
     start = store.num_episodes
     need = cfg.episodes - start

@@ -9,6 +9,11 @@ from sim_scenes.experts.push import PushExpert
 from sim_scenes.scene import Scene
 from sim_scenes.tasks import Instance
 
+# Bumped whenever the experts' behaviour changes, so that one episode store never mixes the
+# demonstrations of two versions (`embodied simgen` records it). 2: grips end when the
+# fingers stop (`Expert.grip`), not after a fixed wait.
+VERSION = 2
+
 EXPERTS: dict[str, type[Expert]] = {"lift": LiftExpert, "push": PushExpert, "place": PlaceExpert, "stack": StackExpert}
 
 
@@ -18,4 +23,4 @@ def make(task: str, scene: Scene, instance: Instance, pace: float = 1.0) -> Expe
     return EXPERTS[task](scene, instance, pace=pace)
 
 
-__all__ = ["EXPERTS", "Expert", "make"]
+__all__ = ["EXPERTS", "VERSION", "Expert", "make"]

@@ -58,6 +58,19 @@ def test_store_holds_one_expert_pace(koch_store, tmp_path):
     assert not (tmp_path / "bad.zarr").exists()
 
 
+def test_store_holds_one_expert_version(koch_store, tmp_path):
+    """A store records the experts' version and is not extended by another one."""
+    from sim_scenes import experts
+
+    assert EpisodeStore.open(koch_store[0]).attrs["expert_version"] == experts.VERSION
+    old = tmp_path / "old.zarr"
+    assert main(["simgen", "--robot", "koch", "--task", "lift", "--episodes", "1", "--out", str(old), "--workers", "1"]) == 0
+    EpisodeStore.open(old, "r+").set_attr("expert_version", experts.VERSION - 1)
+    with pytest.raises(SchemaMismatch, match=f"expert version {experts.VERSION - 1}; the experts are now version"):
+        generate(SimgenConfig("koch", "lift", 2, old), progress=False)
+    assert EpisodeStore.open(old).num_episodes == 1
+
+
 def test_camera_jitter_moves_the_views_of_the_same_demonstration(koch_store, tmp_path):
     """--camera-jitter records the same expert in the same layout (seed 0: same actions) seen
     from moved scene cameras; the store holds one jitter."""
