@@ -60,15 +60,15 @@ def jittered_view(pos, lookat, fovy: float, rng: np.random.Generator,
     if jitter == 0.0:
         return pos, lookat, fovy
     offset = pos - lookat
-    distance = float(np.linalg.norm(offset))
+    nominal = float(np.linalg.norm(offset))
     azimuth = math.atan2(offset[1], offset[0])
-    elevation = math.degrees(math.asin(offset[2] / distance))
+    elevation = math.degrees(math.asin(offset[2] / nominal))
     u = rng.uniform(-1.0, 1.0, size=6) * jitter
     lo, hi = (math.log(f) for f in DISTANCE_FACTOR)
-    distance *= math.exp((lo + hi) / 2 * jitter + u[0] * (hi - lo) / 2)
+    distance = nominal * math.exp((lo + hi) / 2 * jitter + u[0] * (hi - lo) / 2)
     azimuth += math.radians(u[1] * AZIMUTH)
     elevation = math.radians(float(np.clip(elevation + u[2] * ELEVATION, *ELEVATION_LIMITS)))
-    lookat = lookat + np.array([u[3], u[4], 0.0]) * LOOKAT_SHIFT * float(np.linalg.norm(offset))
+    lookat = lookat + np.array([u[3], u[4], 0.0]) * LOOKAT_SHIFT * nominal
     direction = np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth),
                           math.sin(elevation)])
     return lookat + distance * direction, lookat, fovy * (1.0 + u[5] * FOVY_FACTOR)

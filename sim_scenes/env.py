@@ -74,7 +74,7 @@ class TaskEnv(gym.Env):
         self.scene.reset_robot(np.array(self.robot.home))
         self.instance = self.task.reset(self.scene, self.np_random, options.get("instruction_set", self.instruction_set),
                                         options.get("variant", 0))
-        self._place_cameras(InvalidCameraJitter.check(float(options.get("camera_jitter", self.camera_jitter))))
+        self._place_cameras(options.get("camera_jitter", self.camera_jitter))  # jittered_view validates it
         mujoco.mj_forward(self.scene.model, self.scene.data)
         self._t = 0
         return self._observation(), self._info()
