@@ -103,7 +103,7 @@ class OnnxPolicy(nn.Module):
         tokens, token_mask = x.get("language_tokens"), x.get("language_token_mask")
         film = p.film_part(language, tokens, token_mask)
         lang_rep = film[:, None].expand(-1, k, -1).flatten(0, 1)
-        encoded, keypoints = p.image.tokens(p.image.features(flat), lang_rep)
+        encoded, keypoints = p.image.tokens(p.image.features(flat), lang_rep, a.image_layers)
         encoded = encoded.unflatten(0, (b, k))  # [B, K, G, d]
         present = camera_mask.to(encoded.dtype)[:, :, None, None]
         image_tokens = (encoded + a.camera_embed[None, :, None]) * present

@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robot", required=True, help="the robot to adapt to")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="that robot's datasets")
     p.add_argument("--adapter-only", action="store_true", help="train only the robot's adapter (required)")
+    p.add_argument("--image-layers", action="store_true",
+                   help="the adapter also gets its own copy of the image encoder's conv, norm and keypoint layers "
+                        "(started from the shared ones): for an arm whose cameras see the scene differently")
     p.add_argument("--out", help="folder of the loss curves (default: RUN/finetune_ROBOT)")
     add_training_options(p, steps=500, lr=1e-3)
     p.set_defaults(run=run)
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                       augment=not args.no_augment, state_noise=args.state_noise, preload=args.preload, max_bad_batches=args.max_bad_batches,
                       language_cache=args.cache,
                       progress=not args.no_progress)
-    summary = finetune(base, args.robot, cfg)
+    summary = finetune(base, args.robot, cfg, args.image_layers)
     print(json.dumps(summary, indent=2))
     print(f"adapter: {summary['adapter']} ({summary['adapter_bytes'] / 1024:.0f} KiB, base "
           f"{summary['base_bytes'] / 1024:.0f} KiB); curves: {Path(out) / 'loss.png'}")

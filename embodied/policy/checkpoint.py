@@ -7,8 +7,9 @@
       manifest.json            format, chunk length, encoder identities, weights sha256, and per
                                robot: state/action dims, cameras, RobotSpec hash, stats sha256
       adapters/<robot>.safetensors + adapters/<robot>.json
-                               adapter-only finetunes: one robot's adapter, its statistics and
-                               hashes, and the sha256 of the base weights it was trained on
+                               adapter-only finetunes: one robot's adapter (with its own image
+                               layers when it has them), its statistics and hashes, and the
+                               sha256 of the base weights it was trained on
 
 Loading refuses, with CheckpointMismatch, a robot the checkpoint does not know, statistics
 whose hash differs (edited, or not those given), a RobotSpec that changed since training,
@@ -29,6 +30,7 @@ from safetensors import SafetensorError
 import robots
 from embodied.data.transforms import NormStats
 from embodied.errors import CheckpointMismatch, CorruptCheckpoint
+from embodied.policy.adapters import RobotAdapter
 from embodied.policy.backbones import backbone_identity
 from embodied.policy.config import PolicyConfig
 from embodied.policy.encoders import LanguageEncoder
@@ -70,6 +72,7 @@ def _read_json(path: Path) -> Any:
 def _robot_entry(policy: VLAPolicy, name: str) -> dict[str, Any]:
     adapter = policy.adapters[name]
     return {"state_dim": adapter.state_dim, "action_dim": adapter.action_dim, "cameras": adapter.cameras,
+            "image_layers": adapter.image_layers is not None,
             "spec_hash": robots.load(name).hash, "stats_sha256": policy.normalizer.robot_hash(name)}
 
 
@@ -90,6 +93,13 @@ def _check_robot(name: str, entry: Mapping[str, Any], normalizer: Normalizer, wh
         if given != entry["stats_sha256"]:
             raise CheckpointMismatch(f"{where}: the statistics given for {name} differ from those the policy was "
                                      "trained with; use the checkpoint's statistics (norm_stats.json)")
+
+
+def _add_robot(policy: VLAPolicy, name: str, entry: Mapping[str, Any]) -> RobotAdapter:
+    """The adapter a manifest entry describes (entries written before adapters could carry
+    image layers have none)."""
+    return policy.add_robot(name, entry["state_dim"], entry["action_dim"], entry["cameras"],
+                            entry.get("image_layers", False))
 
 
 def save_checkpoint(policy: VLAPolicy, path: str | os.PathLike) -> Path:
@@ -149,7 +159,7 @@ def load_checkpoint(path: str | os.PathLike, robots_needed: Sequence[str] = (),
     policy = VLAPolicy(config, language, normalizer)
     for name, entry in manifest["robots"].items():
         _check_robot(name, entry, normalizer, path, norm_stats)
-        policy.add_robot(name, entry["state_dim"], entry["action_dim"], entry["cameras"])
+        _add_robot(policy, name, entry)
     try:
         policy.load_state_dict(_load_tensors(path / WEIGHTS, manifest["weights_sha256"]), strict=True)
     except RuntimeError as e:
@@ -190,7 +200,7 @@ def load_adapter(policy: VLAPolicy, base: str | os.PathLike, robot: str,
     entry = meta["robot"]
     _check_robot(robot, entry, Normalizer({robot: stats}, policy.normalizer.mode), base / ADAPTERS, norm_stats)
     policy.normalizer.set(robot, stats)
-    adapter = policy.add_robot(robot, entry["state_dim"], entry["action_dim"], entry["cameras"])
+    adapter = _add_robot(policy, robot, entry)
     tensors = _load_tensors(base / ADAPTERS / f"{robot}.safetensors", meta["weights_sha256"])
     try:
         adapter.load_state_dict(tensors, strict=True)

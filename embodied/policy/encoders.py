@@ -5,6 +5,7 @@ and token embeddings) with a per-instruction cache.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -37,9 +38,12 @@ class _FiLMBlock(nn.Module):
         nn.init.normal_(self.film.weight, std=0.02)
         nn.init.zeros_(self.film.bias)
 
-    def forward(self, x: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lang: torch.Tensor, conv: nn.Module | None = None,
+                norm: nn.Module | None = None) -> torch.Tensor:
+        """`conv` and `norm` replace the block's own (a robot's `ImageLayers`)."""
+        conv, norm = conv if conv is not None else self.conv, norm if norm is not None else self.norm
         gamma, beta = self.film(lang)[:, :, None, None].chunk(2, dim=1)
-        return nn.functional.silu(self.norm(self.conv(x)) * (1.0 + gamma) + beta)
+        return nn.functional.silu(norm(conv(x)) * (1.0 + gamma) + beta)
 
 
 @lru_cache(maxsize=None)
@@ -120,14 +124,16 @@ class ImageEncoder(nn.Module):
                 return self.backbone(x)
         return x.float() * (1.0 / 63.75) - 2.0
 
-    def tokens(self, features: torch.Tensor, lang: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def tokens(self, features: torch.Tensor, lang: torch.Tensor, own: ImageLayers | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`features` (float32[N, C, h', w'], any float dtype) and language -> the tokens
         float32[N, G, d], and the keypoints' expected positions float32[N, K, 2] (normalized
-        image coordinates, x right and y down, as `sim_scenes.camera.project`) or None (grid)."""
+        image coordinates, x right and y down, as `sim_scenes.camera.project`) or None (grid).
+        `own`: a robot's own spatial layers, used instead of the shared ones."""
         x = features.float()
-        for block in self.blocks:
-            x = block(x, lang)
-        weights = self.readout_weights(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, lang, *((own.convs[i], own.norms[i]) if own is not None else ()))
+        weights = self.readout_weights(x, own)
         tokens = self.proj(weights @ x.flatten(2).transpose(1, 2)) + self.position  # [N, G, d]
         if not self.keypoints:
             return tokens, None
@@ -135,13 +141,32 @@ class ImageEncoder(nn.Module):
         where = weights @ map_coordinates(h, w).to(x)  # [N, K, 2]
         return tokens + self.keypoint_where(fourier_features(where)), where
 
-    def readout_weights(self, features: torch.Tensor) -> torch.Tensor:
+    def readout_weights(self, features: torch.Tensor, own: ImageLayers | None = None) -> torch.Tensor:
         """How each token reads the feature map float32[N, C, h, w]: float32[N, K, h w] spatial
-        softmaxes (keypoints), or the average pooling float32[1, G, h w] (grid)."""
+        softmaxes (keypoints; the keypoint logits of `own` when given), or the average pooling
+        float32[1, G, h w] (grid)."""
         if self.keypoints:
-            return self.keypoint_logits(features).flatten(2).softmax(-1)
+            logits = own.keypoint_logits if own is not None else self.keypoint_logits
+            return logits(features).flatten(2).softmax(-1)
         h, w = (int(n) for n in features.shape[-2:])
         return pool_weights(h, w, self.grid).to(features)[None]
+
+
+class ImageLayers(nn.Module):
+    """One robot's own copy of the image encoder's spatial layers: each block's conv and
+    GroupNorm, and the keypoint logits; initialized from the shared encoder's.
+
+    For a new arm whose cameras see the scene from elsewhere (another height, angle, gripper
+    in view), the shared layers may not find its objects; these layers learn that per robot
+    while what the rest of the policy reads stays shared: the language modulation (FiLM), the
+    token projections and positions. `ImageEncoder.tokens(..., own=layers)` uses them.
+    """
+
+    def __init__(self, encoder: ImageEncoder):
+        super().__init__()
+        self.convs = nn.ModuleList(copy.deepcopy(block.conv) for block in encoder.blocks)
+        self.norms = nn.ModuleList(copy.deepcopy(block.norm) for block in encoder.blocks)
+        self.keypoint_logits = copy.deepcopy(encoder.keypoint_logits) if encoder.keypoints else None
 
 
 class TokenAttentionPool(nn.Module):

@@ -32,7 +32,7 @@ import robots
 from embodied.errors import InvalidInput
 from embodied.policy.adapters import GROUNDED_PER_CAMERA, Adapters, RobotAdapter, grounded_keypoints
 from embodied.policy.config import PolicyConfig
-from embodied.policy.encoders import ImageEncoder, LanguageEncoder, TokenAttentionPool
+from embodied.policy.encoders import ImageEncoder, ImageLayers, LanguageEncoder, TokenAttentionPool
 from embodied.policy.heads import HEADS
 from embodied.policy.io import ActionChunk, Observation
 from embodied.policy.normalizer import Normalizer
@@ -78,10 +78,13 @@ class VLAPolicy(nn.Module):
             policy.add_robot(name, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])
         return policy
 
-    def add_robot(self, name: str, state_dim: int, action_dim: int, cameras: Sequence[str]) -> RobotAdapter:
-        """Add (or replace) robot `name`'s adapter, on the policy's device."""
+    def add_robot(self, name: str, state_dim: int, action_dim: int, cameras: Sequence[str],
+                  image_layers: bool = False) -> RobotAdapter:
+        """Add (or replace) robot `name`'s adapter, on the policy's device; with `image_layers`,
+        the adapter gets its own copy of the image encoder's current spatial layers."""
         device = self.action_queries.device
-        return self.adapters.add_robot(name, state_dim, action_dim, cameras).to(device)
+        own = ImageLayers(self.image) if image_layers else None
+        return self.adapters.add_robot(name, state_dim, action_dim, cameras, own).to(device)
 
     def adapter_only(self, robot: str) -> list[nn.Parameter]:
         """Freeze everything but `robot`'s adapter (adapter-only finetuning); returns its parameters."""
@@ -175,12 +178,13 @@ class VLAPolicy(nn.Module):
         out = per_slot.new_zeros(len(idx), cameras, per_slot.shape[-1])
         return out.index_put((rows, cols[rows, slots]), per_slot[idx[rows], slots])
 
-    def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor
+    def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor, groups: Mapping[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         """Each present camera's image tokens float32[P, G, d] and keypoints float32[P, K, 2]
         (None for the grid readout), and the (sample, camera slot) index of each of the P
         images (P may be 0: then nothing runs). Reads the frozen backbone's cached features when
-        the batch has them (training)."""
+        the batch has them (training). Images of robots with their own `ImageLayers` go
+        through those, the others through the shared layers together."""
         device = self.action_queries.device
         present = batch["camera_mask"].to(device).nonzero(as_tuple=True)
         if not present[0].numel():
@@ -188,7 +192,19 @@ class VLAPolicy(nn.Module):
         cached = batch.get("image_features")
         features = (cached.to(device)[present] if cached is not None
                     else self.image.features(batch["images"].to(device)[present]))
-        encoded, keypoints = self.image.tokens(features, film[present[0]])
+        film = film[present[0]]
+        own = {name: self.adapters[name].image_layers for name in groups}
+        if not any(layers is not None for layers in own.values()):
+            return *self.image.tokens(features, film), present
+        shared = [idx for name, idx in groups.items() if own[name] is None]
+        runs = ([(None, torch.cat(shared))] if shared else []) + [
+            (layers, groups[name]) for name, layers in own.items() if layers is not None]
+        runs = [(layers, rows) for layers, samples in runs
+                if len(rows := torch.isin(present[0], samples).nonzero(as_tuple=True)[0])]
+        outs = [self.image.tokens(features[rows], film[rows], layers) for layers, rows in runs]
+        back = torch.argsort(torch.cat([rows for _, rows in runs]))  # back into the order of `present`
+        encoded = torch.cat([e for e, _ in outs])[back]
+        keypoints = None if outs[0][1] is None else torch.cat([k for _, k in outs])[back]
         return encoded, keypoints, present
 
     def _context(self, batch: Mapping[str, Any], groups: Mapping[str, torch.Tensor]
@@ -204,7 +220,7 @@ class VLAPolicy(nn.Module):
                         for name, idx in groups.items()}
         image_tokens = lang.new_zeros(b, k, g, d)
         grounding = None
-        encoded, keypoints, present = self._encode_images(batch, lang)
+        encoded, keypoints, present = self._encode_images(batch, lang, groups)
         if present[0].numel():
             cams = self._camera_embeddings(batch, groups, slot_cameras)[present][:, None]
             image_tokens = image_tokens.index_put(present, encoded + cams)
@@ -240,7 +256,7 @@ class VLAPolicy(nn.Module):
             raise InvalidInput("this policy reads its images through a pooled grid, not keypoints "
                                "(image_keypoints=0); there is nothing to locate")
         film, _, _ = self._language(batch["instruction"])
-        _, keypoints, present = self._encode_images(batch, film)
+        _, keypoints, present = self._encode_images(batch, film, self._groups(batch))
         return keypoints, present
 
     # --- training and inference -----------------------------------------------------------

@@ -1,7 +1,10 @@
 """`finetune(policy, robot, cfg)`: adapter-only adaptation of a trained policy to a new arm.
 
 The new robot gets a fresh adapter sized from its RobotSpec and its data's normalization
-statistics; everything shared (image encoder, trunk, heads, other adapters) is frozen.
+statistics; everything shared (image encoder, trunk, heads, other adapters) is frozen. With
+`image_layers`, the adapter also gets its own copy of the image encoder's spatial layers
+(`embodied.policy.encoders.ImageLayers`), started from the shared ones and trained with it:
+for an arm whose cameras the shared layers do not read well (they do not find its objects).
 Only the adapter is saved, as `adapters/<robot>.safetensors` (+ `.json`) next to the base
 checkpoint (`embodied.policy.checkpoint.save_adapter`); `load_checkpoint(base)` then loads
 base + adapter. Loss curves go to `cfg.out`. A finetune is not resumable (it restarts).
@@ -24,8 +27,9 @@ from embodied.train.loop import Fit, fit
 from embodied.train.rundir import resolve_policy
 
 
-def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str, Any]:
-    """Train robot `robot`'s adapter on `cfg.data` with the rest of the policy frozen."""
+def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers: bool = False) -> dict[str, Any]:
+    """Train robot `robot`'s adapter (with its own image layers when `image_layers`) on
+    `cfg.data` with the rest of the policy frozen."""
     base = resolve_policy(policy_path)
     sources = open_sources(cfg.data, cfg.recipe).sources
     check_sources(sources, only_robot=robot)
@@ -34,7 +38,8 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str,
                             cfg.state_noise)
     spec = robots.load(robot)
     torch.manual_seed(cfg.seed)
-    policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras])
+    adapter = policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras],
+                               image_layers)
     policy.normalizer.set(robot, dataset.norm_stats[robot])
     params = policy.adapter_only(robot)
     stream = BatchStream(dataset, cfg.batch_size, None, cfg.workers, cfg.seed, preload=cfg.preload)
@@ -46,8 +51,10 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig) -> dict[str,
 
     batches = batch_stream(stream.from_step, dataset, policy.image)
     summary = fit(Fit(policy, params, batches, [robot], cfg, Dist(), run, save))
-    adapter = base / "adapters" / f"{robot}.safetensors"
-    return {**summary, "robot": robot, "base": str(base), "adapter": str(adapter),
-            "adapter_bytes": adapter.stat().st_size, "base_bytes": (base / "weights.safetensors").stat().st_size,
+    saved = base / "adapters" / f"{robot}.safetensors"
+    own = adapter.image_layers
+    return {**summary, "robot": robot, "base": str(base), "adapter": str(saved),
+            "adapter_bytes": saved.stat().st_size, "base_bytes": (base / "weights.safetensors").stat().st_size,
             "trainable_parameters": sum(p.numel() for p in params),
+            "image_layer_parameters": sum(p.numel() for p in own.parameters()) if own is not None else 0,
             "parameters": sum(p.numel() for p in policy.parameters())}

@@ -162,6 +162,26 @@ def test_image_readouts_export_exactly(tmp_path, language, readout):
     assert relative_error(engine.infer(o).actions, policy.act(o).actions) < 1e-4
 
 
+def test_robot_image_layers_export_exactly(tmp_path, language):
+    """A robot with its own image layers (an `--image-layers` finetune): the graph encodes its
+    images with them, not with the shared ones."""
+    policy = tiny_policy(language, image_keypoints=3, grounding_weight=1.0, grounded_state=True)
+    o = observations(1)[0]
+    shared = policy.act(o).actions
+    adapter = policy.adapters.adapter_state_dict("so100")
+    with_layers = policy.add_robot("so100", 6, 6, ["front", "wrist"], image_layers=True)
+    with_layers.load_state_dict(adapter, strict=False)  # the same adapter, plus image layers
+    own = with_layers.image_layers
+    with torch.no_grad():
+        own.convs[0].weight.mul_(-1.0)
+    policy.eval()
+    m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS, heldout=2)
+    assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
+    served = PolicyEngine(tmp_path / "b").infer(o).actions
+    assert relative_error(served, policy.act(o).actions) < 1e-4
+    assert relative_error(served, shared) > 1e-3  # 10x the parity bound above
+
+
 def test_graph_reads_the_token_mask(exported):
     """Padding is masked inside the graph: what lies there does not matter, the mask does."""
     _, bundle = exported

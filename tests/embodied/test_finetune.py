@@ -52,6 +52,25 @@ def test_adapter_only_finetune(base, capsys):
     assert report["episodes"] == 1 and report["results"][0]["chunks"] > 0
 
 
+def test_finetune_with_own_image_layers(base, capsys):
+    """--image-layers: the adapter carries its own copy of the image layers, trained away from
+    the shared ones, which stay as they were."""
+    root, cache = base
+    ckpt = root / "run" / "last"
+    shared_before = load_checkpoint(ckpt).image.state_dict()
+    assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
+                 "--adapter-only", "--image-layers", "--steps", "3", "--batch-size", "4", "--workers", "0",
+                 "--cache", cache, "--no-progress", "--out", str(root / "finetune_koch_image")]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
+    assert 0 < summary["image_layer_parameters"] < summary["trainable_parameters"]
+    assert json.loads((ckpt / "adapters" / "koch.json").read_text())["robot"]["image_layers"] is True
+    policy = load_checkpoint(ckpt, robots_needed=["so100", "koch"])
+    own = policy.adapters["koch"].image_layers
+    assert own is not None and policy.adapters["so100"].image_layers is None
+    assert all(torch.equal(policy.image.state_dict()[k], v) for k, v in shared_before.items())
+    assert not torch.equal(own.convs[0].weight, policy.image.blocks[0].conv.weight)
+
+
 def test_full_finetune_is_refused(base, capsys):
     root, cache = base
     assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),

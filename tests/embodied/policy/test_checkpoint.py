@@ -93,14 +93,17 @@ def test_language_encoder_version(ckpt, language):
         load_checkpoint(ckpt, language=language)
 
 
-def test_adapter_only_file(tmp_path, make_policy, make_batch, make_stats, language):
+@pytest.mark.parametrize("image_layers", [False, True])
+def test_adapter_only_file(tmp_path, make_policy, make_batch, make_stats, language, image_layers):
     base = save_checkpoint(make_policy(), tmp_path / "ckpt")
     policy = load_checkpoint(base, language=language)
-    policy.add_robot("ur5e", 7, 7, ["front", "side"])
+    policy.add_robot("ur5e", 7, 7, ["front", "side"], image_layers=image_layers)
     policy.normalizer.set("ur5e", make_stats(7))
     path = save_adapter(policy, "ur5e", base)
     assert path.stat().st_size < (base / "weights.safetensors").stat().st_size
     loaded = load_checkpoint(base, robots_needed=["ur5e"], language=language)
+    assert (loaded.adapters["ur5e"].image_layers is not None) == image_layers
+    assert ("image_layers.convs.0.weight" in loaded.adapters.adapter_state_dict("ur5e")) == image_layers
     assert all(torch.equal(v, loaded.adapters.adapter_state_dict("ur5e")[k])
                for k, v in policy.adapters.adapter_state_dict("ur5e").items())
     batch = make_batch()

@@ -142,3 +142,33 @@ def test_add_robot_and_bad_batches(make_policy, make_batch):
         policy(make_batch(chunk=5))
     with pytest.raises(InvalidInput, match="non-empty text"):
         policy(dict(batch, instruction=["", "push", "push"]))
+
+
+def test_robot_image_layers_serve_their_robot_alone(make_policy, make_batch):
+    """A robot's own image layers start as the shared ones (same actions); changed, they change
+    only that robot's actions in a mixed batch, and adapter-only training tunes them and leaves
+    the shared layers as they were."""
+    policy = make_policy(image_keypoints=3, grounding_weight=1.0, grounded_state=True).eval()
+    batch = {k: v if k == "camera_slots" else v[[1, 0, 2]] if torch.is_tensor(v) else [v[i] for i in (1, 0, 2)]
+             for k, v in make_batch().items()}  # panda first: its images are not the first run's
+    before = policy.predict(batch)
+    panda = policy.adapters.adapter_state_dict("panda")
+    policy.add_robot("panda", 8, 8, ["wrist", "external"], image_layers=True).load_state_dict(panda, strict=False)
+    torch.testing.assert_close(policy.predict(batch), before)
+    own = policy.adapters["panda"].image_layers
+    with torch.no_grad():
+        own.convs[0].weight.add_(torch.randn_like(own.convs[0].weight))
+        own.keypoint_logits.bias.add_(1.0)
+    after = policy.predict(batch)
+    torch.testing.assert_close(after[1:], before[1:])  # so100 reads the shared layers
+    assert not torch.allclose(after[0], before[0])
+    shared = {k: v.clone() for k, v in policy.image.state_dict().items()}
+    mine = {k: v.clone() for k, v in own.state_dict().items()}
+    trainable = policy.adapter_only("panda")
+    assert {id(p) for p in own.parameters()} <= {id(p) for p in trainable}
+    opt = torch.optim.AdamW(trainable, lr=1e-2)
+    policy.train()
+    policy(batch)["loss"].backward()
+    opt.step()
+    assert all(torch.equal(policy.image.state_dict()[k], v) for k, v in shared.items())
+    assert any(not torch.equal(own.state_dict()[k], v) for k, v in mine.items())
