@@ -16,9 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robot", required=True, help="the robot to adapt to")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="that robot's datasets")
     p.add_argument("--adapter-only", action="store_true", help="train only the robot's adapter (required)")
-    p.add_argument("--image-layers", action="store_true",
-                   help="the adapter also gets its own copy of the image encoder's conv, norm and keypoint layers "
-                        "(started from the shared ones): for an arm whose cameras see the scene differently")
+    p.add_argument("--image-layers", action=argparse.BooleanOptionalAction, default=True,
+                   help="the adapter also gets its own copy of the image encoder's conv, norm and keypoint layers, "
+                        "started from the shared ones (default; --no-image-layers: the shared layers read its "
+                        "cameras, frozen)")
     p.add_argument("--out", help="folder of the loss curves (default: RUN/finetune_ROBOT)")
     add_training_options(p, steps=500, lr=1e-3)
     p.set_defaults(run=run)

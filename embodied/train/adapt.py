@@ -2,9 +2,10 @@
 
 The new robot gets a fresh adapter sized from its RobotSpec and its data's normalization
 statistics; everything shared (image encoder, trunk, heads, other adapters) is frozen. With
-`image_layers`, the adapter also gets its own copy of the image encoder's spatial layers
-(`embodied.policy.encoders.ImageLayers`), started from the shared ones and trained with it:
-for an arm whose cameras the shared layers do not read well (they do not find its objects).
+`image_layers` (the default), the adapter also gets its own copy of the image encoder's
+spatial layers (`embodied.policy.encoders.ImageLayers`), started from the shared ones and
+trained with it: a new arm's cameras see the scene from elsewhere, and the shared layers
+did not find the held-out ur5e's cubes (docs/policy_experiments.md).
 Only the adapter is saved, as `adapters/<robot>.safetensors` (+ `.json`) next to the base
 checkpoint (`embodied.policy.checkpoint.save_adapter`); `load_checkpoint(base)` then loads
 base + adapter. Loss curves go to `cfg.out`. A finetune is not resumable (it restarts).
@@ -27,7 +28,7 @@ from embodied.train.loop import Fit, fit
 from embodied.train.rundir import resolve_policy
 
 
-def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers: bool = False) -> dict[str, Any]:
+def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers: bool = True) -> dict[str, Any]:
     """Train robot `robot`'s adapter (with its own image layers when `image_layers`) on
     `cfg.data` with the rest of the policy frozen."""
     base = resolve_policy(policy_path)

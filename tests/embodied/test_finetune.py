@@ -34,9 +34,10 @@ def test_adapter_only_finetune(base, capsys):
     before = {name: sha(ckpt / name) for name in ("weights.safetensors", "manifest.json", "norm_stats.json")}
     shared_before = load_checkpoint(ckpt).state_dict()
     assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
-                 "--adapter-only", "--steps", "3", "--batch-size", "4", "--workers", "0", "--cache", cache,
-                 "--no-progress"]) == 0
+                 "--adapter-only", "--no-image-layers", "--steps", "3", "--batch-size", "4", "--workers", "0",
+                 "--cache", cache, "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
+    assert summary["image_layer_parameters"] == 0
     assert {name: sha(ckpt / name) for name in before} == before
     adapter = ckpt / "adapters" / "koch.safetensors"
     assert adapter.is_file() and adapter.stat().st_size < 0.2 * (ckpt / "weights.safetensors").stat().st_size
@@ -52,14 +53,14 @@ def test_adapter_only_finetune(base, capsys):
     assert report["episodes"] == 1 and report["results"][0]["chunks"] > 0
 
 
-def test_finetune_with_own_image_layers(base, capsys):
-    """--image-layers: the adapter carries its own copy of the image layers, trained away from
-    the shared ones, which stay as they were."""
+def test_finetune_gives_the_adapter_its_own_image_layers(base, capsys):
+    """By default the adapter carries its own copy of the image layers, trained away from the
+    shared ones, which stay as they were."""
     root, cache = base
     ckpt = root / "run" / "last"
     shared_before = load_checkpoint(ckpt).image.state_dict()
     assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
-                 "--adapter-only", "--image-layers", "--steps", "3", "--batch-size", "4", "--workers", "0",
+                 "--adapter-only", "--steps", "3", "--batch-size", "4", "--workers", "0",
                  "--cache", cache, "--no-progress", "--out", str(root / "finetune_koch_image")]) == 0
     summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
     assert 0 < summary["image_layer_parameters"] < summary["trainable_parameters"]
