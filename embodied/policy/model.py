@@ -8,6 +8,8 @@
     The FiLM vector is the sentence embedding, followed by the token embeddings pooled by
     learned attention queries when config.film_queries > 0. The conv layers' feature map
     becomes tokens by average pooling to a grid, or by learned keypoints (config.image_keypoints).
+    A robot whose adapter has its own `ImageLayers` (a new arm's finetune) reads its images
+    through its own convs, norms and keypoint logits, with the shared FiLM and projections.
     language tokens, image tokens, robot tokens, state tokens (adapter; with config.grounded_state
     its stem also reads keypoints 0 and 1 of each camera), action queries
         -> shared transformer trunk -> context at the action queries
