@@ -8,10 +8,14 @@ the policies use. Its success rate is the ceiling of the imitation setup (demons
 chunking, execution horizon) for a robot x task; the gap between it and a policy is what
 perception and language grounding cost.
 
-Two inputs (`--inputs`): "named" hands over the named target's and goal's poses (perfect
+Three inputs (`--inputs`): "named" hands over the named target's and goal's poses (perfect
 perception and grounding); "scene" hands over every prop's pose and colour, ordered by colour
 name (so the order tells nothing about the roles), plus the colours the instruction names: the
-oracle must bind the words to the objects itself (perfect perception, learned grounding).
+oracle must bind the words to the objects itself (perfect perception, learned grounding);
+"pixels" hands over where the named target and goal are in each of the robot's camera images
+(normalized image coordinates and a visible flag): exactly what a policy's grounded state
+(`PolicyConfig.grounded_state`) reads when its keypoints are perfect, so the oracle's success is
+the ceiling of that representation, without any camera calibration or depth.
 
     python -m embodied.eval.oracle --robot koch --task push --demos 50 --steps 3000 --execute 16
 
@@ -55,7 +59,7 @@ class OracleConfig:
             raise ConfigError(f"unknown oracle inputs {self.inputs!r}; use one of {INPUTS}")
 
 
-INPUTS = ("named", "scene")
+INPUTS = ("named", "scene", "pixels")
 
 
 def _pose(scene, body: str) -> list:
@@ -73,7 +77,9 @@ def _one_hot(color: str) -> np.ndarray:
 def privileged_features(env, inputs: str = "named") -> np.ndarray:
     """Robot state, then (inputs "named") the target's pose and the goal's position when the
     task has one, or (inputs "scene") every prop's pose and colour, ordered by colour name, and
-    the target's and goal's colours."""
+    the target's and goal's colours, or (inputs "pixels") per camera of the robot the target's
+    and goal's normalized image coordinates (0 where not visible, or no goal) and their
+    visible flags."""
     scene, inst = env.scene, env.instance
     parts: list = [scene.state()]
     if inputs == "named":
@@ -84,6 +90,10 @@ def privileged_features(env, inputs: str = "named") -> np.ndarray:
         for body in sorted(inst.colors, key=lambda b: (b.rstrip("0123456789"), inst.colors[b])):
             parts += [*_pose(scene, body), _one_hot(inst.colors[body])]
         parts += [_one_hot(inst.colors[b]) for b in (inst.target, inst.goal) if b is not None]
+    elif inputs == "pixels":
+        for xy in env.role_pixels().values():
+            visible = np.isfinite(xy).all(-1)
+            parts += [np.nan_to_num(xy), visible]
     else:
         raise ConfigError(f"unknown oracle inputs {inputs!r}; use one of {INPUTS}")
     return np.concatenate([np.asarray(p, np.float32).ravel() for p in parts])

@@ -1,5 +1,6 @@
 """The privileged-state oracle (embodied.eval.oracle): features, chunk targets, fitting, a run."""
 
+import mujoco
 import numpy as np
 import pytest
 
@@ -44,9 +45,37 @@ def test_scene_features_do_not_reveal_the_roles_by_order():
     np.testing.assert_array_equal(a[:-words], b[:-words])
     assert np.any(a[-words:] != b[-words:])
     with pytest.raises(ConfigError, match="unknown oracle inputs"):
-        privileged_features(env, "pixels")
+        privileged_features(env, "poses")
     with pytest.raises(ConfigError, match="unknown oracle inputs"):
-        OracleConfig(inputs="pixels")
+        OracleConfig(inputs="poses")
+
+
+def test_pixel_features_are_the_named_objects_image_positions():
+    """Inputs "pixels": per camera, the target's and goal's normalized image coordinates and
+    visible flags; they follow the target when it moves, and lift (no goal) reads the goal as
+    absent."""
+    env = TaskEnv("push", "koch", images=False)
+    env.reset(seed=3)
+    n, cams = env.robot.action_dim, [c.name for c in env.robot.cameras]
+    f = privileged_features(env, "pixels")
+    assert f.shape == (n + 6 * len(cams),)
+    per_camera = f[n:].reshape(len(cams), 6)
+    for row, cam in zip(per_camera, cams):
+        xy = env.role_pixels()[cam]
+        np.testing.assert_allclose(row[:4], np.nan_to_num(xy).ravel())
+        np.testing.assert_array_equal(row[4:], np.isfinite(xy).all(-1))
+    assert per_camera[:, 4].any()  # the target is in view of some camera
+    pos = env.scene.body_pos(env.instance.target)
+    env.scene.set_pose(env.instance.target, pos + np.array([0.03, 0.02, 0.0]), env.scene.body_yaw(env.instance.target))
+    mujoco.mj_forward(env.scene.model, env.scene.data)
+    moved = privileged_features(env, "pixels")[n:].reshape(len(cams), 6)
+    seen = per_camera[:, 4].astype(bool)
+    assert np.abs(moved[seen, :2] - per_camera[seen, :2]).max() > 0.01  # the target's pixels moved
+    np.testing.assert_allclose(moved[:, 2:4], per_camera[:, 2:4], atol=1e-6)  # the goal's did not
+    lift = TaskEnv("lift", "koch", images=False)
+    lift.reset(seed=3)
+    g = privileged_features(lift, "pixels")[n:].reshape(len(cams), 6)
+    assert not g[:, 5].any() and not g[:, 2:4].any()
 
 
 def test_oracle_fits_a_demonstration_it_was_given():
