@@ -15,7 +15,11 @@ oracle must bind the words to the objects itself (perfect perception, learned gr
 "pixels" hands over where the named target and goal are in each of the robot's camera images
 (normalized image coordinates and a visible flag): exactly what a policy's grounded state
 (`PolicyConfig.grounded_state`) reads when its keypoints are perfect, so the oracle's success is
-the ceiling of that representation, without any camera calibration or depth.
+the ceiling of that representation, without any camera calibration or depth. With
+`--keypoints-from RUN` (inputs "pixels"), the oracle is evaluated a second time on the same new
+seeds with those image positions read from that policy's keypoints 0 and 1 instead (camera
+images rendered; the visible flags stay the simulator's): what an action pathway learned from
+perfect positions reaches with the policy's perception.
 
     python -m embodied.eval.oracle --robot koch --task push --demos 50 --steps 3000 --execute 16
 
@@ -50,6 +54,7 @@ class OracleConfig:
     execute: int = 0  # actions run per chunk (0: the whole chunk), as `embodied eval --execute`
     width: int = 512
     inputs: str = "named"  # "named" | "scene" (module docstring)
+    keypoints_from: str = ""  # a policy run whose keypoints replace the true pixels in a second evaluation
     episodes: int = 50  # evaluation episodes on new seeds (and up to 20 on demonstration seeds)
     seed0: int = 100000
     workers: int = 2
@@ -57,6 +62,8 @@ class OracleConfig:
     def __post_init__(self):
         if self.inputs not in INPUTS:
             raise ConfigError(f"unknown oracle inputs {self.inputs!r}; use one of {INPUTS}")
+        if self.keypoints_from and self.inputs != "pixels":
+            raise ConfigError("--keypoints-from replaces the image positions of inputs 'pixels'; add --inputs pixels")
 
 
 INPUTS = ("named", "scene", "pixels")
@@ -166,21 +173,48 @@ class Oracle:
         return out.reshape(self.chunk, self.m) * self.sa + self.ma
 
 
-def oracle_episode(args: tuple[OracleConfig, Oracle, int]) -> bool:
-    """Roll the oracle out at one seed; True on success."""
+def with_policy_keypoints(features: np.ndarray, env, obs: dict, policy) -> np.ndarray:
+    """Pixel features (`privileged_features(env, "pixels")`) with each camera's image positions
+    replaced by `policy`'s keypoints 0 and 1 in `obs`'s images, where the simulator sees them."""
+    import torch
+
+    from embodied.policy.io import Observation
+
+    with torch.no_grad():
+        keypoints, (_, slots) = policy.locate(policy.observation_batch(
+            Observation(env.robot.name, obs["instruction"], obs["state"], obs["images"])))
+    located = {int(s): k[:2].numpy() for s, k in zip(slots, keypoints)}
+    out, n = features.copy(), len(env.scene.state())
+    for j, cam in enumerate(env.robot.cameras):
+        block = out[n + 6 * j: n + 6 * (j + 1)]  # x, y of target and goal, then their visible flags
+        seen = block[4:].astype(bool)
+        if j in located:
+            block[:4] = np.where(np.repeat(seen, 2), located[j].ravel(), 0.0)
+    return out
+
+
+def oracle_episode(args: tuple[OracleConfig, Oracle, int, bool]) -> bool:
+    """Roll the oracle out at one seed (with `cfg.keypoints_from`'s keypoints when the last
+    argument is True); True on success."""
     import torch
 
     from sim_scenes.env import worker_env
 
-    cfg, oracle, seed = args
+    cfg, oracle, seed, keypoints = args
     torch.set_num_threads(1)
-    env = worker_env(cfg.task, cfg.robot, images=False)
-    env.reset(seed=seed)
+    policy = None
+    if keypoints:
+        from embodied.eval.policy_rollout import PolicySpec, load_policy
+
+        policy = load_policy(PolicySpec(cfg.keypoints_from, threads=1), cfg.robot).policy.eval()
+    env = worker_env(cfg.task, cfg.robot, images=keypoints)
+    obs, _ = env.reset(seed=seed)
     executor = ChunkExecutor(Execution(execute=cfg.execute), cfg.chunk)
     while True:
         if executor.needs_chunk():
-            executor.push(oracle.act(privileged_features(env, cfg.inputs)))
-        _, _, terminated, truncated, _ = env.step(executor.next())
+            features = privileged_features(env, cfg.inputs)
+            executor.push(oracle.act(features if policy is None else with_policy_keypoints(features, env, obs, policy)))
+        obs, _, terminated, truncated, _ = env.step(executor.next())
         if terminated or truncated:
             return bool(terminated)
 
@@ -208,11 +242,16 @@ def run_oracle(cfg: OracleConfig) -> dict:
         t_fit = time.perf_counter()
         loss = oracle.fit(features, chunks, cfg.steps, cfg.batch)
         t_eval = time.perf_counter()
-        own = pool.map(oracle_episode, [(cfg, oracle, s) for s in range(min(20, seed))])
-        new = pool.map(oracle_episode, [(cfg, oracle, cfg.seed0 + i) for i in range(cfg.episodes)])
-    return {**asdict(cfg), "frames": len(features), "final_loss": loss, "demo_seeds": _rate(own),
-            "new_seeds": _rate(new), "seconds": {"demos": t_fit - t0, "fit": t_eval - t_fit,
-                                                 "eval": time.perf_counter() - t_eval}}
+        own = pool.map(oracle_episode, [(cfg, oracle, s, False) for s in range(min(20, seed))])
+        new = pool.map(oracle_episode, [(cfg, oracle, cfg.seed0 + i, False) for i in range(cfg.episodes)])
+        located = (pool.map(oracle_episode, [(cfg, oracle, cfg.seed0 + i, True) for i in range(cfg.episodes)])
+                   if cfg.keypoints_from else None)
+    report = {**asdict(cfg), "frames": len(features), "final_loss": loss, "demo_seeds": _rate(own),
+              "new_seeds": _rate(new), "seconds": {"demos": t_fit - t0, "fit": t_eval - t_fit,
+                                                   "eval": time.perf_counter() - t_eval}}
+    if located is not None:
+        report["new_seeds_policy_keypoints"] = _rate(located)
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,11 +1,16 @@
 """The privileged-state oracle (embodied.eval.oracle): features, chunk targets, fitting, a run."""
 
+from dataclasses import replace
+
 import mujoco
 import numpy as np
 import pytest
+import torch
 
 from embodied.errors import ConfigError
-from embodied.eval.oracle import Oracle, OracleConfig, chunk_targets, demonstration, privileged_features, run_oracle
+from embodied.eval.oracle import (Oracle, OracleConfig, chunk_targets, demonstration, privileged_features, run_oracle,
+                                  with_policy_keypoints)
+from embodied.policy.io import Observation
 from sim_scenes.env import TaskEnv
 
 
@@ -95,3 +100,49 @@ def test_run_oracle_reports_both_seed_sets():
     assert report["new_seeds"]["episodes"] == 2 and report["demo_seeds"]["episodes"] >= 2
     assert 0.0 <= report["new_seeds"]["ci95"][0] <= report["new_seeds"]["rate"] <= report["new_seeds"]["ci95"][1]
     assert report["frames"] > 0 and np.isfinite(report["final_loss"])
+
+
+def _tiny_grounding_policy(request):
+    from embodied.data.transforms import NormStats
+    from embodied.policy import LanguageEncoder, VLAPolicy, preset
+    from embodied.policy.normalizer import Normalizer
+
+    torch.manual_seed(0)
+    stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
+                          np.ones(6, np.float32), 10) for k in ("state", "actions")}
+    language = LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
+    config = preset("tiny", image_keypoints=2, grounding_weight=1.0, grounded_state=True)
+    return VLAPolicy.for_robots(config, ["so100"], language, Normalizer({"so100": stats})).eval()
+
+
+def test_policy_keypoints_replace_the_pixels_where_the_simulator_sees_them(request):
+    policy = _tiny_grounding_policy(request)
+    env = TaskEnv("lift", "so100")
+    obs, _ = env.reset(seed=2)
+    true = privileged_features(env, "pixels")
+    read = with_policy_keypoints(true, env, obs, policy)
+    n, cams = len(env.scene.state()), len(env.robot.cameras)
+    np.testing.assert_array_equal(read[:n], true[:n])
+    blocks, truth = read[n:].reshape(cams, 6), true[n:].reshape(cams, 6)
+    np.testing.assert_array_equal(blocks[:, 4:], truth[:, 4:])  # the flags stay the simulator's
+    assert not blocks[:, 2:4].any()  # lift has no goal: its position stays 0
+    with torch.no_grad():
+        keypoints, (_, slots) = policy.locate(policy.observation_batch(
+            Observation("so100", obs["instruction"], obs["state"], obs["images"])))
+    for slot, k in zip(slots.tolist(), keypoints):
+        if truth[slot, 4]:
+            np.testing.assert_allclose(blocks[slot, :2], k[0].numpy(), atol=1e-6)
+            assert not np.allclose(blocks[slot, :2], truth[slot, :2])  # an untrained policy misses
+
+
+def test_oracle_with_policy_keypoints_reports_a_second_rate(request, tmp_path):
+    from embodied.policy import save_checkpoint
+
+    save_checkpoint(_tiny_grounding_policy(request), tmp_path / "ckpt")
+    with pytest.raises(ConfigError, match="--inputs pixels"):
+        OracleConfig(keypoints_from=str(tmp_path / "ckpt"))
+    cfg = OracleConfig(robot="so100", task="lift", demos=2, steps=20, batch=16, width=32, chunk=4, episodes=1,
+                       workers=1, inputs="pixels", keypoints_from=str(tmp_path / "ckpt"))
+    report = run_oracle(cfg)
+    assert report["new_seeds_policy_keypoints"]["episodes"] == 1
+    assert "new_seeds_policy_keypoints" not in run_oracle(replace(cfg, keypoints_from=""))
