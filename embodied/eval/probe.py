@@ -1,0 +1,106 @@
+"""Where a policy's episodes go wrong, chunk by chunk.
+
+A success rate says how often; this says where. For each chunk a torch policy is asked for,
+it records the end-effector's offset from the named target [mm], the measured gripper opening,
+and, for a policy with grounding keypoints, how far keypoint 0 is from the target in each
+camera [px]. "The arm closed 6 cm beside the cube while keypoint 0 was on it within a pixel"
+points at the action pathway; "keypoint 0 was 20 px off" at perception.
+
+    python -m embodied.eval.probe --policy runs/X --robot ur5e --task lift --episodes 8
+
+Prints one JSON object per episode (seeds from --seed0, as `embodied eval` draws them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embodied.eval.policy_rollout import PolicySpec, load_policy, run_policy
+from embodied.policy.io import ActionChunk, Observation
+from embodied.runtime.chunking import Execution
+
+
+@dataclass
+class ChunkProbe:
+    """One chunk request: the end-effector minus the named target [mm] (world x, y, z), the
+    gripper opening [0, 1] and keypoint 0's error per camera [px] (empty for a policy without
+    keypoints; NaN where the target is out of view)."""
+
+    offset_mm: list[float]
+    opening: float
+    keypoint_px: dict[str, float] = field(default_factory=dict)
+
+
+class ProbedPolicy:
+    """A torch rollout policy that records a `ChunkProbe` before each chunk it returns."""
+
+    def __init__(self, policy: Any, env: Any):
+        self.inner, self.env, self.chunk = policy, env, policy.chunk
+        self.probes: list[ChunkProbe] = []
+
+    def reset(self, seed: int) -> None:
+        self.inner.reset(seed)
+        self.probes = []
+
+    def act(self, obs: Observation) -> ActionChunk:
+        env, scene = self.env, self.env.scene
+        offset = (scene.data.site(env.robot.ee_site).xpos - scene.body_pos(env.instance.target)) * 1000.0
+        self.probes.append(ChunkProbe(np.round(offset, 1).tolist(), round(scene.gripper_opening(), 3),
+                                      self._keypoint_errors(obs)))
+        return self.inner.act(obs)
+
+    def _keypoint_errors(self, obs: Observation) -> dict[str, float]:
+        import torch
+
+        vla = self.inner.policy
+        if not vla.config.image_keypoints:
+            return {}
+        with torch.no_grad():
+            keypoints, (_, slots) = vla.locate(vla.observation_batch(obs))
+        truth = self.env.role_pixels()
+        cameras = {c.name: c for c in self.env.robot.cameras}
+        names = vla.adapters[obs.robot].cameras
+        out = {}
+        for slot, k in zip(slots.tolist(), keypoints):
+            cam = cameras[names[slot]]
+            dx, dy = (k[0].numpy() - truth[cam.name][0]) * np.array([cam.width, cam.height]) / 2.0
+            out[cam.name] = round(float(np.hypot(dx, dy)), 2)
+        return out
+
+
+def probe_episode(policy: Any, env: Any, seed: int, execution: Execution = Execution()) -> dict[str, Any]:
+    """Run one seeded episode of the torch rollout `policy` in `env`, recording each chunk."""
+    probed = ProbedPolicy(policy, env)
+    episode = run_policy(env, probed, seed, execution)
+    xy = [float(np.hypot(*p.offset_mm[:2])) for p in probed.probes]
+    return {"seed": seed, "success": episode.success, "target": episode.target, "manipulated": episode.manipulated,
+            "closest_xy_mm": round(min(xy), 1), "chunks": [vars(p) for p in probed.probes]}
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    from sim_scenes.env import TaskEnv
+
+    p = argparse.ArgumentParser(prog="python -m embodied.eval.probe", description=__doc__.split("\n\n")[0])
+    p.add_argument("--policy", required=True, help="run folder or checkpoint (torch)")
+    p.add_argument("--robot", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--seed0", type=int, default=100000, help="first seed (default: embodied eval's)")
+    p.add_argument("--episodes", type=int, default=8)
+    p.add_argument("--execute", type=int, default=0, help="actions run per chunk (0: the whole chunk)")
+    args = p.parse_args(argv)
+    policy = load_policy(PolicySpec(args.policy), args.robot)
+    env = TaskEnv(args.task, args.robot)
+    out = []
+    for seed in range(args.seed0, args.seed0 + args.episodes):
+        out.append(probe_episode(policy, env, seed, Execution(execute=args.execute)))
+        print(json.dumps(out[-1]))
+    return out
+
+
+if __name__ == "__main__":
+    main()
