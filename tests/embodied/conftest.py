@@ -1,4 +1,4 @@
-"""Fixtures shared by the export tests."""
+"""Fixtures shared by the export, oracle and probe tests: untrained `tiny` so100 policies."""
 
 from __future__ import annotations
 
@@ -29,3 +29,9 @@ def policy(request) -> VLAPolicy:
 def pooled_policy(request) -> VLAPolicy:
     """The same with one pooled sentence token as its language (`language_tokens=0`)."""
     return _tiny_so100(request, language_tokens=0, film_queries=0)
+
+
+@pytest.fixture(scope="module")
+def grounding_policy(request) -> VLAPolicy:
+    """The same with grounding keypoints read by its adapter (image_keypoints=2, grounded_state)."""
+    return _tiny_so100(request, image_keypoints=2, grounding_weight=1.0, grounded_state=True)

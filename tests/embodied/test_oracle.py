@@ -102,21 +102,8 @@ def test_run_oracle_reports_both_seed_sets():
     assert report["frames"] > 0 and np.isfinite(report["final_loss"])
 
 
-def _tiny_grounding_policy(request):
-    from embodied.data.transforms import NormStats
-    from embodied.policy import LanguageEncoder, VLAPolicy, preset
-    from embodied.policy.normalizer import Normalizer
-
-    torch.manual_seed(0)
-    stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
-                          np.ones(6, np.float32), 10) for k in ("state", "actions")}
-    language = LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
-    config = preset("tiny", image_keypoints=2, grounding_weight=1.0, grounded_state=True)
-    return VLAPolicy.for_robots(config, ["so100"], language, Normalizer({"so100": stats})).eval()
-
-
-def test_policy_keypoints_replace_the_pixels_where_the_simulator_sees_them(request):
-    policy = _tiny_grounding_policy(request)
+def test_policy_keypoints_replace_the_pixels_where_the_simulator_sees_them(grounding_policy):
+    policy = grounding_policy
     env = TaskEnv("lift", "so100")
     obs, _ = env.reset(seed=2)
     true = privileged_features(env, "pixels")
@@ -135,10 +122,10 @@ def test_policy_keypoints_replace_the_pixels_where_the_simulator_sees_them(reque
             assert not np.allclose(blocks[slot, :2], truth[slot, :2])  # an untrained policy misses
 
 
-def test_oracle_with_policy_keypoints_reports_a_second_rate(request, tmp_path):
+def test_oracle_with_policy_keypoints_reports_a_second_rate(grounding_policy, tmp_path):
     from embodied.policy import save_checkpoint
 
-    save_checkpoint(_tiny_grounding_policy(request), tmp_path / "ckpt")
+    save_checkpoint(grounding_policy, tmp_path / "ckpt")
     with pytest.raises(ConfigError, match="--inputs pixels"):
         OracleConfig(keypoints_from=str(tmp_path / "ckpt"))
     cfg = OracleConfig(robot="so100", task="lift", demos=2, steps=20, batch=16, width=32, chunk=4, episodes=1,

@@ -1,25 +1,15 @@
 """The per-chunk probe of policy episodes (embodied.eval.probe)."""
 
 import numpy as np
-import torch
 
-from embodied.data.transforms import NormStats
 from embodied.eval.policy_rollout import TorchPolicy
 from embodied.eval.probe import probe_episode
-from embodied.policy import LanguageEncoder, VLAPolicy, preset
-from embodied.policy.normalizer import Normalizer
 from sim_scenes.env import TaskEnv
 
 
-def test_probe_records_each_chunk_from_where_the_episode_starts(request):
-    torch.manual_seed(0)
-    stats = {k: NormStats(np.zeros(6, np.float32), np.ones(6, np.float32), -np.ones(6, np.float32),
-                          np.ones(6, np.float32), 10) for k in ("state", "actions")}
-    language = LanguageEncoder(cache_dir=request.config.cache.mkdir("minilm_embeddings"))
-    config = preset("tiny", image_keypoints=2, grounding_weight=1.0, grounded_state=True)
-    vla = VLAPolicy.for_robots(config, ["so100"], language, Normalizer({"so100": stats})).eval()
+def test_probe_records_each_chunk_from_where_the_episode_starts(grounding_policy):
     env = TaskEnv("lift", "so100")
-    report = probe_episode(TorchPolicy(vla), env, seed=4)
+    report = probe_episode(TorchPolicy(grounding_policy), env, seed=4)
     chunks = report["chunks"]
     assert not report["success"] and len(chunks) >= 2
     env.reset(seed=4)  # the first chunk is asked for in the reset scene
