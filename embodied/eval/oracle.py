@@ -67,6 +67,7 @@ class OracleConfig:
 
 
 INPUTS = ("named", "scene", "pixels")
+PIXELS_PER_CAMERA = 6  # inputs "pixels", per camera: x, y of the target and of the goal, then their visible flags
 
 
 def _pose(scene, body: str) -> list:
@@ -186,7 +187,7 @@ def with_policy_keypoints(features: np.ndarray, env, obs: dict, policy) -> np.nd
     located = {int(s): k[:2].numpy() for s, k in zip(slots, keypoints)}
     out, n = features.copy(), len(env.scene.state())
     for j, cam in enumerate(env.robot.cameras):
-        block = out[n + 6 * j: n + 6 * (j + 1)]  # x, y of target and goal, then their visible flags
+        block = out[n + PIXELS_PER_CAMERA * j: n + PIXELS_PER_CAMERA * (j + 1)]
         seen = block[4:].astype(bool)
         if j in located:
             block[:4] = np.where(np.repeat(seen, 2), located[j].ravel(), 0.0)
