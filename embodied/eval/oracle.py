@@ -177,20 +177,15 @@ class Oracle:
 def with_policy_keypoints(features: np.ndarray, env, obs: dict, policy) -> np.ndarray:
     """Pixel features (`privileged_features(env, "pixels")`) with each camera's image positions
     replaced by `policy`'s keypoints 0 and 1 in `obs`'s images, where the simulator sees them."""
-    import torch
-
     from embodied.policy.io import Observation
 
-    with torch.no_grad():
-        keypoints, (_, slots) = policy.locate(policy.observation_batch(
-            Observation(env.robot.name, obs["instruction"], obs["state"], obs["images"])))
-    located = {int(s): k[:2].numpy() for s, k in zip(slots, keypoints)}
+    located = policy.keypoints_by_camera(Observation(env.robot.name, obs["instruction"], obs["state"], obs["images"]))
     out, n = features.copy(), len(env.scene.state())
     for j, cam in enumerate(env.robot.cameras):
         block = out[n + PIXELS_PER_CAMERA * j: n + PIXELS_PER_CAMERA * (j + 1)]
         seen = block[4:].astype(bool)
-        if j in located:
-            block[:4] = np.where(np.repeat(seen, 2), located[j].ravel(), 0.0)
+        if cam.name in located:
+            block[:4] = np.where(np.repeat(seen, 2), located[cam.name][:2].ravel(), 0.0)
     return out
 
 

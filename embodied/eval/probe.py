@@ -55,21 +55,16 @@ class ProbedPolicy:
         return self.inner.act(obs)
 
     def _keypoint_errors(self, obs: Observation) -> dict[str, float]:
-        import torch
-
         vla = self.inner.policy
         if not vla.config.image_keypoints:
             return {}
-        with torch.no_grad():
-            keypoints, (_, slots) = vla.locate(vla.observation_batch(obs))
         truth = self.env.role_pixels()
         cameras = {c.name: c for c in self.env.robot.cameras}
-        names = vla.adapters[obs.robot].cameras
         out = {}
-        for slot, k in zip(slots.tolist(), keypoints):
-            cam = cameras[names[slot]]
-            dx, dy = (k[0].numpy() - truth[cam.name][0]) * np.array([cam.width, cam.height]) / 2.0
-            out[cam.name] = round(float(np.hypot(dx, dy)), 2)
+        for name, k in vla.keypoints_by_camera(obs).items():
+            cam = cameras[name]
+            dx, dy = (k[0] - truth[name][0]) * np.array([cam.width, cam.height]) / 2.0
+            out[name] = round(float(np.hypot(dx, dy)), 2)
         return out
 
 

@@ -261,6 +261,14 @@ class VLAPolicy(nn.Module):
         _, keypoints, present = self._encode_images(batch, film, self._groups(batch))
         return keypoints, present
 
+    @torch.no_grad()
+    def keypoints_by_camera(self, obs: Observation) -> dict[str, np.ndarray]:
+        """`locate` for one raw observation: camera name -> its keypoints float32[K, 2]
+        (normalized image coordinates), for the cameras the observation has."""
+        keypoints, (_, slots) = self.locate(self.observation_batch(obs))
+        cameras = self.adapters[obs.robot].cameras
+        return {cameras[int(s)]: k.cpu().numpy() for s, k in zip(slots, keypoints)}
+
     # --- training and inference -----------------------------------------------------------
     def forward(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Loss of a (normalized) batch: {"loss": mean over valid action entries (plus
