@@ -14,6 +14,9 @@ Batch (B samples, K camera slots, H chunk length)::
     camera_mask            bool[B, K]                ... where False (camera absent)
     role_pixels            float32[B, K, 2, 2]       where the target and goal are per camera slot,
                                                      NaN where unknown (only when a sample has labels)
+    image_shift            float32[B, K, 2]          how far augmentation moved each image's content
+                                                     (normalized image coordinates; 0 where not
+                                                     moved; only when a sample was augmented)
     source, episode, frame, index, seed   int64[B]
 
 Padded values carry no meaning: consumers must read the masks (a missing action
@@ -78,6 +81,8 @@ class Collate:
         camera_mask = np.zeros((b, k), bool)
         labelled = any("role_pixels" in s for s in samples)
         role_pixels = np.full((b, k, len(ROLES), 2), np.nan, np.float32) if labelled else None
+        shifted = any("image_shift" in s for s in samples)
+        image_shift = np.zeros((b, k, 2), np.float32)
         for i, s in enumerate(samples):
             d, a = len(s["state"]), s["actions"].shape[-1]
             if s["actions"].shape[0] != h:
@@ -90,6 +95,8 @@ class Collate:
                 camera_mask[i, slot] = True
                 if labelled and cam in s.get("role_pixels", {}):
                     role_pixels[i, slot] = s["role_pixels"][cam]
+                if cam in s.get("image_shift", {}):
+                    image_shift[i, slot] = s["image_shift"][cam]
         return {
             "robot": [s["robot"] for s in samples],
             "instruction": [s["instruction"] for s in samples],
@@ -100,6 +107,7 @@ class Collate:
             "action_valid": torch.from_numpy(np.stack([s["action_valid"] for s in samples])),
             "images": torch.from_numpy(images), "camera_mask": torch.from_numpy(camera_mask),
             **({"role_pixels": torch.from_numpy(role_pixels)} if labelled else {}),
+            **({"image_shift": torch.from_numpy(image_shift)} if shifted else {}),
             **{key: torch.tensor([int(s[key]) for s in samples], dtype=torch.int64)
                for key in ("source", "episode", "frame", "index", "seed") if key in samples[0]},
         }

@@ -151,7 +151,10 @@ class ImageAugment:
     """Random shift (pad by `shift_px` with edge pixels, crop back at a random offset) and
     brightness/contrast jitter, per camera. Randomness comes from `sample["seed"]` alone,
     so a sample augments the same way in any worker; shapes and dtype (uint8) are kept.
-    Role-pixel labels (normalized image coordinates) shift with their camera's image."""
+    Role-pixel labels (normalized image coordinates) shift with their camera's image, and
+    `image_shift` {camera: float32[2]} records how far each image's content moved (normalized
+    image coordinates), so a consumer can take the shift back out of what it locates
+    (`VLAPolicy`'s grounded state does: the actions do not move with the image)."""
 
     shift_px: int = 4
     brightness: float = 0.1  # additive, as a fraction of 255
@@ -163,21 +166,24 @@ class ImageAugment:
 
     def __call__(self, sample: Sample) -> Sample:
         rng = np.random.default_rng(sample.get("seed", 0))
-        images, labels = {}, dict(sample.get("role_pixels", {}))
+        images, labels, shifts = {}, dict(sample.get("role_pixels", {})), {}
         for cam, img in sample["images"].items():
             h, w = img.shape[:2]
             p = self.shift_px
             if p:
                 dy, dx = rng.integers(0, 2 * p + 1, size=2)
                 img = np.pad(img, ((p, p), (p, p), (0, 0)), mode="edge")[dy:dy + h, dx:dx + w]
-                if cam in labels:  # the content moved by (p - dx, p - dy) pixels
-                    labels[cam] = labels[cam] + np.array([2.0 * (p - dx) / w, 2.0 * (p - dy) / h], np.float32)
+                # the content moved by (p - dx, p - dy) pixels
+                shifts[cam] = np.array([2.0 * (p - dx) / w, 2.0 * (p - dy) / h], np.float32)
+                if cam in labels:
+                    labels[cam] = labels[cam] + shifts[cam]
             c = 1.0 + rng.uniform(-self.contrast, self.contrast)
             b = 255.0 * rng.uniform(-self.brightness, self.brightness)
             x = img.astype(np.float32)
             x = (x - x.mean()) * c + x.mean() + b
             images[cam] = np.clip(x + 0.5, 0, 255).astype(np.uint8)
-        return {**sample, "images": images, **({"role_pixels": labels} if labels else {})}
+        return {**sample, "images": images, **({"role_pixels": labels} if labels else {}),
+                **({"image_shift": shifts} if shifts else {})}
 
 
 @dataclass(frozen=True)

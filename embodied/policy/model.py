@@ -11,7 +11,8 @@
     A robot whose adapter has its own `ImageLayers` (a new arm's finetune) reads its images
     through its own convs, norms and keypoint logits, with the shared FiLM and projections.
     language tokens, image tokens, robot tokens, state tokens (adapter; with config.grounded_state
-    its stem also reads keypoints 0 and 1 of each camera), action queries
+    its stem also reads keypoints 0 and 1 of each camera, less the batch's `image_shift` when
+    training shifted the images: the actions do not move with the image), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
 
@@ -235,6 +236,8 @@ class VLAPolicy(nn.Module):
         if cfg.grounded_state:
             grounded_slots = lang.new_zeros(b, k, GROUNDED_PER_CAMERA)
             if present[0].numel():
+                if "image_shift" in batch:  # where the keypoints are in the unshifted image
+                    keypoints = keypoints - batch["image_shift"].to(device)[present][:, None]
                 grounded_slots = grounded_slots.index_put(present, grounded_keypoints(keypoints))
         for name, idx in groups.items():
             adapter = self.adapters[name]

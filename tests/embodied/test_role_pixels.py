@@ -73,8 +73,12 @@ def test_augmentation_shifts_labels_with_their_image(tmp_path):
         col, row = int((xy[0] + 1) / 2 * 20), int((xy[1] + 1) / 2 * 16)
         assert sample["images"]["front"][row, col, 0] == 250
         moved += not np.allclose(xy, plain["role_pixels"]["front"][0])
+        # the recorded shift is how far the label (and the content) moved
+        np.testing.assert_allclose(sample["image_shift"]["front"], xy - plain["role_pixels"]["front"][0], atol=1e-6)
         assert np.isnan(sample["role_pixels"]["front"][1]).all()  # unknown stays unknown
     assert moved >= 10
+    unshifted = PooledDataset([store], horizon=2, augment=ImageAugment(shift_px=0))
+    assert "image_shift" not in unshifted[(0, 1)]
 
 
 def test_collate_puts_labels_in_camera_slots(tmp_path):
@@ -86,6 +90,17 @@ def test_collate_puts_labels_in_camera_slots(tmp_path):
     np.testing.assert_array_equal(batch["role_pixels"][0, 1].numpy(), labelled.raw(2)["role_pixels"]["front"])
     assert batch["role_pixels"][0, 0].isnan().all() and batch["role_pixels"][1].isnan().all()
     assert "role_pixels" not in Collate(("wrist", "front"))([plain.raw(0), plain.raw(1)])
+    assert "image_shift" not in batch
+
+
+def test_collate_puts_image_shifts_in_camera_slots(tmp_path):
+    dataset = PooledDataset([_store(tmp_path / "a.zarr", [_episode(5, 0)])], horizon=2, augment=ImageAugment())
+    shifted, plain = dataset[(2, 7)], dataset.raw(1)
+    batch = Collate(("wrist", "front"))([shifted, plain])
+    assert batch["image_shift"].shape == (2, 2, 2)
+    for slot, cam in enumerate(("wrist", "front")):
+        np.testing.assert_array_equal(batch["image_shift"][0, slot].numpy(), shifted["image_shift"][cam])
+    assert (batch["image_shift"][1] == 0).all()  # not augmented: not moved
 
 
 def test_grounding_sources_have_no_valid_actions_and_no_say_in_statistics(tmp_path):

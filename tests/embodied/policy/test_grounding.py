@@ -139,3 +139,24 @@ def test_grounded_state_reads_each_robots_cameras_in_its_own_order(make_policy, 
     no_wrist["camera_mask"][:, 1] = False
     grounded, _ = stem_input(no_wrist)
     assert (grounded[:, 0, 4] == 1).all() and (grounded[:, 1] == 0).all()
+
+
+def test_grounded_state_takes_the_image_shift_back_out(make_policy, make_batch):
+    """Training shifts images at random while the actions stay; the state stem reads each
+    keypoint less its image's shift (where it is in the unshifted image), and the grounding
+    loss still compares the keypoints with the shifted labels."""
+    policy = make_policy(image_keypoints=2, grounding_weight=1.0, grounded_state=True).eval()
+    batch = make_batch(size=32)
+    shift = (torch.rand(3, 3, 2) * 2 - 1) * 0.25
+    so100 = policy.adapters["so100"]  # cameras front, wrist in slots 0, 1; samples 0 and 2
+    seen = []
+    hook = so100.state_stem.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    policy.predict(batch)
+    policy.predict(dict(batch, image_shift=shift))
+    hook.remove()
+    before, after = (x[:, 2 * so100.state_dim:].unflatten(1, (2, 5)) for x in seen)
+    expected = shift[[0, 2]][:, :2].repeat(1, 1, 2)  # keypoints 0 and 1 of front and wrist
+    torch.testing.assert_close(before[..., :4] - after[..., :4], expected)
+    torch.testing.assert_close(before[..., 4], after[..., 4])  # present flags unchanged
+    with_shift = policy(dict(batch, image_shift=shift, role_pixels=torch.zeros(3, 3, 2, 2)))["grounding"]
+    torch.testing.assert_close(with_shift, policy(dict(batch, role_pixels=torch.zeros(3, 3, 2, 2)))["grounding"])
