@@ -124,12 +124,15 @@ class ImageEncoder(nn.Module):
                 return self.backbone(x)
         return x.float() * (1.0 / 63.75) - 2.0
 
-    def tokens(self, features: torch.Tensor, lang: torch.Tensor, own: ImageLayers | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def tokens(self, features: torch.Tensor, lang: torch.Tensor, own: ImageLayers | None = None,
+               shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`features` (float32[N, C, h', w'], any float dtype) and language -> the tokens
         float32[N, G, d], and the keypoints' expected positions float32[N, K, 2] (normalized
         image coordinates, x right and y down, as `sim_scenes.camera.project`) or None (grid).
-        `own`: a robot's own spatial layers, used instead of the shared ones."""
+        `own`: a robot's own spatial layers, used instead of the shared ones. `shift`
+        float32[N, 2]: how far augmentation moved each image's content; the tokens carry
+        their keypoints' positions less it (where they are in the unshifted image), the
+        returned positions are in the image as given."""
         x = features.float()
         for i, block in enumerate(self.blocks):
             x = block(x, lang, *((own.convs[i], own.norms[i]) if own is not None else ()))
@@ -139,7 +142,8 @@ class ImageEncoder(nn.Module):
             return tokens, None
         h, w = (int(n) for n in x.shape[-2:])
         where = weights @ map_coordinates(h, w).to(x)  # [N, K, 2]
-        return tokens + self.keypoint_where(fourier_features(where)), where
+        unshifted = where if shift is None else where - shift[:, None]
+        return tokens + self.keypoint_where(fourier_features(unshifted)), where
 
     def readout_weights(self, features: torch.Tensor, own: ImageLayers | None = None) -> torch.Tensor:
         """How each token reads the feature map float32[N, C, h, w]: float32[N, K, h w] spatial

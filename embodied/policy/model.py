@@ -11,8 +11,9 @@
     A robot whose adapter has its own `ImageLayers` (a new arm's finetune) reads its images
     through its own convs, norms and keypoint logits, with the shared FiLM and projections.
     language tokens, image tokens, robot tokens, state tokens (adapter; with config.grounded_state
-    its stem also reads keypoints 0 and 1 of each camera, less the batch's `image_shift` when
-    training shifted the images: the actions do not move with the image), action queries
+    its stem also reads keypoints 0 and 1 of each camera), action queries. When training shifts
+    the images at random (the batch's `image_shift`), the positions the image tokens and the
+    grounded state carry are those in the unshifted image: the actions do not move with it.
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
 
@@ -186,8 +187,9 @@ class VLAPolicy(nn.Module):
         """Each present camera's image tokens float32[P, G, d] and keypoints float32[P, K, 2]
         (None for the grid readout), and the (sample, camera slot) index of each of the P
         images (P may be 0: then nothing runs). Reads the frozen backbone's cached features when
-        the batch has them (training). Images of robots with their own `ImageLayers` go
-        through those, the others through the shared layers together."""
+        the batch has them (training), and takes the batch's `image_shift` out of the positions
+        the tokens carry (`ImageEncoder.tokens`). Images of robots with their own `ImageLayers`
+        go through those, the others through the shared layers together."""
         device = self.action_queries.device
         present = batch["camera_mask"].to(device).nonzero(as_tuple=True)
         if not present[0].numel():
@@ -196,15 +198,17 @@ class VLAPolicy(nn.Module):
         features = (cached.to(device)[present] if cached is not None
                     else self.image.features(batch["images"].to(device)[present]))
         film = film[present[0]]
+        shift = batch["image_shift"].to(device)[present] if "image_shift" in batch else None
         own = {name: self.adapters[name].image_layers for name in groups}
         if not any(layers is not None for layers in own.values()):
-            return *self.image.tokens(features, film), present
+            return *self.image.tokens(features, film, shift=shift), present
         shared = [idx for name, idx in groups.items() if own[name] is None]
         runs = ([(None, torch.cat(shared))] if shared else []) + [
             (layers, groups[name]) for name, layers in own.items() if layers is not None]
         runs = [(layers, rows) for layers, samples in runs
                 if len(rows := torch.isin(present[0], samples).nonzero(as_tuple=True)[0])]
-        outs = [self.image.tokens(features[rows], film[rows], layers) for layers, rows in runs]
+        outs = [self.image.tokens(features[rows], film[rows], layers, None if shift is None else shift[rows])
+                for layers, rows in runs]
         back = torch.argsort(torch.cat([rows for _, rows in runs]))  # back into the order of `present`
         encoded = torch.cat([e for e, _ in outs])[back]
         keypoints = None if outs[0][1] is None else torch.cat([k for _, k in outs])[back]

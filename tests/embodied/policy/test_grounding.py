@@ -5,6 +5,7 @@ import torch
 
 from embodied.errors import ConfigError
 from embodied.policy.config import preset
+from embodied.policy.encoders import fourier_features
 from embodied.policy.model import grounding_loss
 
 NAN = float("nan")
@@ -160,3 +161,15 @@ def test_grounded_state_takes_the_image_shift_back_out(make_policy, make_batch):
     torch.testing.assert_close(before[..., 4], after[..., 4])  # present flags unchanged
     with_shift = policy(dict(batch, image_shift=shift, role_pixels=torch.zeros(3, 3, 2, 2)))["grounding"]
     torch.testing.assert_close(with_shift, policy(dict(batch, role_pixels=torch.zeros(3, 3, 2, 2)))["grounding"])
+
+
+def test_image_tokens_carry_keypoint_positions_less_the_image_shift(make_policy, make_batch):
+    policy = make_policy(image_keypoints=2, grounding_weight=1.0).eval()
+    batch = make_batch(size=32)
+    shift = (torch.rand(3, 3, 2) * 2 - 1) * 0.25
+    seen = []
+    hook = policy.image.keypoint_where.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    policy.predict(dict(batch, image_shift=shift))
+    hook.remove()
+    keypoints, present = policy.locate(batch)  # where they are in the images as given
+    torch.testing.assert_close(seen[0], fourier_features(keypoints - shift[present][:, None]))
