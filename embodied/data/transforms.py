@@ -154,7 +154,8 @@ class ImageAugment:
     Role-pixel labels (normalized image coordinates) shift with their camera's image, and
     `image_shift` {camera: float32[2]} records how far each image's content moved (normalized
     image coordinates), so a consumer can take the shift back out of what it locates
-    (`VLAPolicy`'s grounded state does: the actions do not move with the image)."""
+    (`VLAPolicy` does for the keypoint positions the action pathway reads: the actions do not
+    move with the image)."""
 
     shift_px: int = 4
     brightness: float = 0.1  # additive, as a fraction of 255

@@ -11,11 +11,12 @@
     A robot whose adapter has its own `ImageLayers` (a new arm's finetune) reads its images
     through its own convs, norms and keypoint logits, with the shared FiLM and projections.
     language tokens, image tokens, robot tokens, state tokens (adapter; with config.grounded_state
-    its stem also reads keypoints 0 and 1 of each camera), action queries. When training shifts
-    the images at random (the batch's `image_shift`), the positions the image tokens and the
-    grounded state carry are those in the unshifted image: the actions do not move with it.
+    its stem also reads keypoints 0 and 1 of each camera), action queries
         -> shared transformer trunk -> context at the action queries
         -> head (l1 or flow) with the robot adapter's action layers -> actions [B, H, m]
+When training shifts the images at random (the batch's `image_shift`), the keypoint positions
+the image tokens and the grounded state carry are those in the unshifted image: the
+demonstrated actions do not move with the image.
 
 Batches are those of `embodied.data.collate.Collate`, normalized by the loader
 (`embodied.data.transforms.Normalize`), optionally with `image_features` float[B, K, C, h, w]
