@@ -183,6 +183,14 @@ class VLAPolicy(nn.Module):
         out = per_slot.new_zeros(len(idx), cameras, per_slot.shape[-1])
         return out.index_put((rows, cols[rows, slots]), per_slot[idx[rows], slots])
 
+    def _image_shift(self, batch: Mapping[str, Any], present: tuple[torch.Tensor, torch.Tensor]
+                     ) -> torch.Tensor | None:
+        """How far training's augmentation moved each present image, float32[P, 2] (the batch's
+        `image_shift` at the (sample, camera slot) indices `present`), or None: not shifted."""
+        if "image_shift" not in batch:
+            return None
+        return batch["image_shift"].to(self.action_queries.device)[present]
+
     def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor, groups: Mapping[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         """Each present camera's image tokens float32[P, G, d] and keypoints float32[P, K, 2]
@@ -199,7 +207,7 @@ class VLAPolicy(nn.Module):
         features = (cached.to(device)[present] if cached is not None
                     else self.image.features(batch["images"].to(device)[present]))
         film = film[present[0]]
-        shift = batch["image_shift"].to(device)[present] if "image_shift" in batch else None
+        shift = self._image_shift(batch, present)
         own = {name: self.adapters[name].image_layers for name in groups}
         if not any(layers is not None for layers in own.values()):
             return *self.image.tokens(features, film, shift=shift), present
@@ -241,8 +249,9 @@ class VLAPolicy(nn.Module):
         if cfg.grounded_state:
             grounded_slots = lang.new_zeros(b, k, GROUNDED_PER_CAMERA)
             if present[0].numel():
-                if "image_shift" in batch:  # where the keypoints are in the unshifted image
-                    keypoints = keypoints - batch["image_shift"].to(device)[present][:, None]
+                shift = self._image_shift(batch, present)
+                if shift is not None:  # where the keypoints are in the unshifted image
+                    keypoints = keypoints - shift[:, None]
                 grounded_slots = grounded_slots.index_put(present, grounded_keypoints(keypoints))
         for name, idx in groups.items():
             adapter = self.adapters[name]
