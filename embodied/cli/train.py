@@ -17,6 +17,8 @@ def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> N
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers per process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=250, help="save a checkpoint every N steps")
+    p.add_argument("--demos", type=int, metavar="N", help="train on the first N episodes of each --data dataset "
+                   "(data-scaling curves from one dataset; default: all)")
     p.add_argument("--no-augment", action="store_true", help="no image shift / colour jitter")
     p.add_argument("--state-noise", type=float, default=0.0, metavar="STD", help="Gaussian noise on the normalized "
                    "proprioception of training samples (default 0: none)")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe,
-                      grounding_data=tuple(args.grounding_data), preset=args.preset, head=args.head,
+                      grounding_data=tuple(args.grounding_data), demos=args.demos, preset=args.preset, head=args.head,
                       policy_overrides=parse_overrides(args.overrides),
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,

@@ -18,6 +18,7 @@ A recipe is a TOML file, usually in `datasets/`::
     path = "koch_push_scenes.zarr"
     imitate = false                   # optional (default true): its frames train only the grounding
                                       # loss (images and role-pixel labels), its actions are not imitated
+    episodes = 20                     # optional: only its first 20 episodes (data-scaling curves)
 
 Weights are probabilities of drawing a sample from each dataset (normalized to sum 1),
 independent of dataset size. Errors name the recipe file and the entry.
@@ -33,11 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from embodied.data.subset import FirstEpisodes
 from embodied.errors import DataError
 
 FORMATS = ("zarr", "lerobot")
 _TOP_KEYS = ("name", "horizon", "normalization", "datasets")
-_ENTRY_KEYS = ("path", "weight", "format", "name", "imitate")
+_ENTRY_KEYS = ("path", "weight", "format", "name", "imitate", "episodes")
 
 
 class RecipeError(DataError):
@@ -55,6 +57,7 @@ class MixtureEntry:
     format: str  # one of FORMATS
     name: str
     imitate: bool = True  # False: grounding data, its actions are not imitated
+    episodes: int | None = None  # only the first N episodes (None: all)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class Recipe:
         sources = []
         for i, e in enumerate(self.entries):
             try:
-                sources.append(open_source(e.path, e.format))
+                source = open_source(e.path, e.format)
+                sources.append(source if e.episodes is None else FirstEpisodes(source, e.episodes))
             except DataError as err:
                 raise type(err)(f"{self.path} [datasets #{i + 1} {e.name!r}]: {err}") from err
         return sources
@@ -154,7 +158,10 @@ def load_recipe(path: str | Path) -> Recipe:
         imitate = item.get("imitate", True)
         if not isinstance(imitate, bool):
             raise fail(f"{where}: imitate must be true or false, found {imitate!r}")
-        entries.append(MixtureEntry(p, float(weight), fmt, name, imitate))
+        episodes = item.get("episodes")
+        if episodes is not None and (isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1):
+            raise fail(f"{where}: episodes must be a positive integer (the first N episodes), found {episodes!r}")
+        entries.append(MixtureEntry(p, float(weight), fmt, name, imitate, episodes))
     name = data.get("name", path.stem)
     return Recipe(path, str(name), tuple(entries), horizon, norm)
 

@@ -32,7 +32,7 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
     """Train robot `robot`'s adapter (with its own image layers when `image_layers`) on
     `cfg.data` with the rest of the policy frozen."""
     base = resolve_policy(policy_path)
-    sources = open_sources(cfg.data, cfg.recipe).sources
+    sources = open_sources(cfg.data, cfg.recipe, demos=cfg.demos).sources
     check_sources(sources, only_robot=robot)
     policy = load_checkpoint(base, language=LanguageEncoder(cache_dir=cfg.cache_dir))
     dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, augments(cfg, policy.config), cfg.seed,

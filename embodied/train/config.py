@@ -25,6 +25,9 @@ class TrainConfig:
             (images and role-pixel labels; their actions are not imitated): simulation labels
             scenes for free, demonstrations of the actions are the scarce part. Needs a policy
             with grounding_weight > 0. In a recipe: `imitate = false` on an entry.
+        demos: with `data`, train on only the first N episodes of each dataset (not of the
+            grounding data): data-scaling curves from one recorded dataset. In a recipe:
+            `episodes = N` on an entry.
         out: run folder (checkpoints, curves, train state).
         preset: policy preset; head: "l1" or "flow" (None: the preset's).
         policy_overrides: fields of the preset to override, e.g. {"film_queries": 0}.
@@ -53,6 +56,7 @@ class TrainConfig:
     data: tuple[str, ...] = ()
     recipe: str | None = None
     grounding_data: tuple[str, ...] = ()
+    demos: int | None = None
     preset: str = "small"
     head: str | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +91,10 @@ class TrainConfig:
         if self.grounding_data and self.recipe:
             raise ConfigError("--grounding-data goes with --data; in a recipe, mark grounding datasets with "
                               "imitate = false")
+        if self.demos is not None and self.recipe:
+            raise ConfigError("--demos goes with --data; in a recipe, set episodes = N on its entries")
+        if self.demos is not None and (isinstance(self.demos, bool) or not isinstance(self.demos, int) or self.demos < 1):
+            raise ConfigError(f"training config: demos must be a positive integer (the first N episodes), found {self.demos!r}")
         ints = {k: getattr(self, k) for k in ("steps", "batch_size", "ckpt_every", "log_every", "max_bad_batches")}
         bad = {k: v for k, v in ints.items() if not isinstance(v, int) or v < 1}
         if bad or self.workers < 0 or self.warmup < 0 or self.diverge_after < 0:
@@ -107,4 +115,4 @@ class TrainConfig:
         return asdict(self)
 
     # fields that must agree between a run and its resumption (steps may grow; others are free)
-    RESUME_KEYS = ("data", "recipe", "grounding_data", "preset", "head", "policy_overrides", "batch_size", "seed")
+    RESUME_KEYS = ("data", "recipe", "grounding_data", "demos", "preset", "head", "policy_overrides", "batch_size", "seed")

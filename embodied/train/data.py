@@ -28,6 +28,7 @@ from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, _worker_init
 from embodied.data.mixture import load_recipe, open_source
 from embodied.data.sampler import ChunkBatchSampler, UniformBatchSampler
+from embodied.data.subset import FirstEpisodes
 from embodied.data.transforms import ImageAugment, ResizeImages, StateNoise
 from embodied.errors import DataError, SchemaMismatch
 from embodied.policy.config import PolicyConfig
@@ -48,8 +49,9 @@ class TrainingData(NamedTuple):
 
 
 def open_sources(data: Sequence[str] = (), recipe: str | None = None,
-                 grounding_data: Sequence[str] = ()) -> TrainingData:
-    """The datasets of `--data DIR... [--grounding-data DIR...]` or of `--recipe FILE`."""
+                 grounding_data: Sequence[str] = (), demos: int | None = None) -> TrainingData:
+    """The datasets of `--data DIR... [--grounding-data DIR...] [--demos N]` or of `--recipe FILE`;
+    `demos`: only the first N episodes of each `data` folder."""
     if recipe:
         r = load_recipe(recipe)
         return TrainingData(r.open_sources(), r.weights, r.normalization or "mean_std", r.imitate)
@@ -60,6 +62,8 @@ def open_sources(data: Sequence[str] = (), recipe: str | None = None,
         if not Path(d).exists():
             raise DataError(f"dataset {d} does not exist; generate one with `embodied simgen --out {d} ...`")
         sources.append(open_source(d))
+    if demos is not None:
+        sources[:len(data)] = [FirstEpisodes(s, demos) for s in sources[:len(data)]]
     return TrainingData(sources, None, "mean_std", [True] * len(data) + [False] * len(grounding_data))
 
 

@@ -82,7 +82,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     run = Path(cfg.out)
-    sources, weights, normalization, imitate = open_sources(cfg.data, cfg.recipe, cfg.grounding_data)
+    sources, weights, normalization, imitate = open_sources(cfg.data, cfg.recipe, cfg.grounding_data, cfg.demos)
     robot_names = check_sources(sources)
     config = preset(cfg.preset, **cfg.policy_overrides, **({"head": cfg.head} if cfg.head else {}))
     if not all(imitate) and not config.grounding_weight:

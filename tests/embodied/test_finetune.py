@@ -8,6 +8,7 @@ import torch
 
 from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
+from embodied.data import EpisodeStore
 from embodied.eval import EvalConfig, evaluate
 from embodied.policy import load_checkpoint
 from embodied.train import TrainConfig, train
@@ -55,17 +56,19 @@ def test_adapter_only_finetune(base, capsys):
 
 def test_finetune_gives_the_adapter_its_own_image_layers(base, capsys):
     """By default the adapter carries its own copy of the image layers, trained away from the
-    shared ones, which stay as they were."""
+    shared ones, which stay as they were. --demos 1: it learns from koch's first episode only."""
     root, cache = base
     ckpt = root / "run" / "last"
     shared_before = load_checkpoint(ckpt).image.state_dict()
     assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
-                 "--adapter-only", "--steps", "3", "--batch-size", "4", "--workers", "0",
+                 "--adapter-only", "--demos", "1", "--steps", "3", "--batch-size", "4", "--workers", "0",
                  "--cache", cache, "--no-progress", "--out", str(root / "finetune_koch_image")]) == 0
     summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
     assert 0 < summary["image_layer_parameters"] < summary["trainable_parameters"]
     assert json.loads((ckpt / "adapters" / "koch.json").read_text())["robot"]["image_layers"] is True
     policy = load_checkpoint(ckpt, robots_needed=["so100", "koch"])
+    koch = EpisodeStore.open(root / "koch.zarr")
+    assert policy.normalizer.stats["koch"]["state"].count == koch.bounds(0)[1] < koch.num_frames
     own = policy.adapters["koch"].image_layers
     assert own is not None and policy.adapters["so100"].image_layers is None
     assert all(torch.equal(policy.image.state_dict()[k], v) for k, v in shared_before.items())

@@ -12,6 +12,8 @@ from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, make_loader
 from embodied.data.mixture import MissingDataset, RecipeError, load_recipe
 from embodied.data.sampler import ChunkBatchSampler, MixtureSampler, UniformBatchSampler
+from embodied.data.stats import compute_stats
+from embodied.data.subset import FirstEpisodes
 from embodied.data.transforms import ImageAugment, Normalize, ResizeImages, StateNoise, Unnormalize
 from embodied.errors import DataError
 
@@ -222,6 +224,28 @@ def test_recipe_loads_relative_paths_and_weights(stores):
         make_loader(load_recipe(recipe), batch_size=4, num_workers=0, num_samples=8)
 
 
+def test_first_episodes_is_a_dataset_of_its_own(stores, tmp_path):
+    """A prefix of episodes: its frames end where episode n-1 ends (chunks pad there instead of
+    running into episode n), its statistics are its own, and a recipe's `episodes` selects it."""
+    a, _ = stores  # episodes of 7, 5 and 9 frames
+    two = FirstEpisodes(a, 2)
+    assert two.num_frames == 12 and two.episode_ends.tolist() == [7, 12] and two.robot == "so100"
+    ds = PooledDataset([two], horizon=H, normalization="none")
+    assert len(ds) == 12
+    last = ds[11]  # the last frame of episode 1: the chunk repeats its action, never episode 2's
+    np.testing.assert_array_equal(last["action_valid"], [True, False, False, False])
+    np.testing.assert_array_equal(last["actions"], np.repeat(a.read("action", 11, 12), H, 0))
+    own = compute_stats(a.read("observation.state", 0, 12))
+    assert two.stats()["observation.state"] == own != a.stats()["observation.state"]
+    with pytest.raises(IndexError, match="first 2 episodes"):
+        two.read("action", 10, 13)
+    with pytest.raises(DataError, match="holds 3 committed episodes, 4 were asked for"):
+        FirstEpisodes(a, 4)
+    recipe = _recipe(tmp_path, f'[[datasets]]\npath = "{a.path}"\nepisodes = 1\n')
+    (source,) = load_recipe(recipe).open_sources()
+    assert source.num_frames == 7 and len(PooledDataset([source], horizon=H)) == 7
+
+
 @pytest.mark.parametrize("text, error, words", [
     ('[[datasets]]\npath = "nope.zarr"\nweight = 1\n', MissingDataset,
      ["mix.toml", "#1", "nope.zarr", "does not exist"]),
@@ -231,6 +255,7 @@ def test_recipe_loads_relative_paths_and_weights(stores):
     ('[[datasets]]\npath = "{a}"\nimitate = "no"\n', RecipeError, ["mix.toml", "#1", "imitate must be true or false"]),
     ('[[datasets]]\npath = 3\n', RecipeError, ["mix.toml", "#1", "path must be"]),
     ('[[datasets]\n', RecipeError, ["mix.toml", "not valid TOML"]),
+    ('[[datasets]]\npath = "{a}"\nepisodes = 0\n', RecipeError, ["mix.toml", "#1", "episodes must be a positive"]),
     ('normalisation = "quantile"\n[[datasets]]\npath = "{a}"\n', RecipeError, ["did you mean 'normalization'"]),
 ])
 def test_recipe_errors_name_file_and_entry(tmp_path, stores, text, error, words):

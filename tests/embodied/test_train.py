@@ -176,6 +176,23 @@ def test_cli_set_overrides_preset_fields(tmp_path, stores, cache, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_demos_trains_on_the_first_episodes_of_each_dataset(tmp_path, stores, cache, capsys):
+    """--demos N: the run sees the first N episodes of each --data store; the checkpoint's
+    normalization statistics are theirs, and the choice is recorded."""
+    out = tmp_path / "demos"
+    assert main(["train", "--data", *stores, "--demos", "1", "--preset", "tiny", "--steps", "2", "--batch-size", "4",
+                 "--workers", "0", "--warmup", "0", "--cache", str(cache), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "train_config.json").read_text())["demos"] == 1
+    store = EpisodeStore.open(stores[0])
+    first = store.read("observation.state", 0, store.bounds(0)[1])
+    saved = load_checkpoint(out / "last").normalizer.stats["so100"]["state"]
+    assert saved.count == len(first) < store.num_frames
+    assert torch.allclose(torch.as_tensor(saved.mean), torch.as_tensor(first.mean(0)), atol=1e-5)
+    assert main(["train", "--data", *stores, "--demos", "3", "--preset", "tiny", "--out", str(tmp_path / "x"),
+                 "--no-progress"]) == 2
+    assert "holds 2 committed episodes, 3 were asked for" in capsys.readouterr().err
+
+
 def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_path, stores, cache):
     """--set image_backbone=...: the run caches the backbone's features of every frame (equal to
     encoding the frame), trains without image augmentation, keeps the backbone's weights as the
