@@ -16,7 +16,7 @@ the arm cannot reach or the expert fails in this layout counts as failed and is 
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +45,11 @@ class SimgenConfig:
 
 
 # How demonstrations were made, as a store records it: store attribute -> config field. A store
-# written before an attribute existed holds the field's default; the CLI flag is --<field>
-# (underscores as dashes).
-DEMONSTRATION_SETTINGS = {"expert_pace": "pace", "expert_settle": "settle", "scene_camera_jitter": "camera_jitter"}
+# written before an attribute existed holds the field's default (a field without one, the task,
+# is then unknown and not checked); the CLI flag is --<field> (underscores as dashes). One store
+# holds one task: the seeds it holds are skipped when it is extended, whatever task made them.
+DEMONSTRATION_SETTINGS = {"sim_task": "task", "expert_pace": "pace", "expert_settle": "settle",
+                          "scene_camera_jitter": "camera_jitter"}
 
 
 def _episode(args: tuple["SimgenConfig", int, int]) -> tuple[int, Episode | None]:
@@ -92,7 +94,7 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     defaults = {f.name: f.default for f in fields(SimgenConfig)}
     for key, name in DEMONSTRATION_SETTINGS.items():
         held, value = store.attrs.get(key, defaults[name]), getattr(cfg, name)
-        if store.num_episodes and held != value:
+        if store.num_episodes and held is not MISSING and held != value:
             raise SchemaMismatch(f"{cfg.out} holds demonstrations made with {key} {held}, not {value}; generate "
                                  f"with --{name.replace('_', '-')} {held} to extend it, or write to a new store")
     held_version = store.attrs.get("expert_version", 1)  # stores written before the attribute: version 1

@@ -117,6 +117,15 @@ def test_settle_records_the_release_and_retreat(tmp_path):
     assert not (tmp_path / "bad.zarr").exists()
 
 
+def test_store_holds_one_task(koch_store):
+    """Extending a store with another task would skip the seeds it holds and mix two tasks."""
+    out = koch_store[0]
+    assert EpisodeStore.open(out).attrs["sim_task"] == "lift"
+    with pytest.raises(SchemaMismatch, match="sim_task lift, not push; generate with --task lift"):
+        generate(SimgenConfig("koch", "push", 5, out), progress=False)
+    assert EpisodeStore.open(out).num_episodes == 3
+
+
 def test_resume_refuses_another_robot(koch_store):
     out = koch_store[0]
     with pytest.raises(SchemaMismatch, match="one store per robot"):
