@@ -1,0 +1,155 @@
+"""Positive transfer: does one policy pooled over robots beat each robot trained alone?
+
+The protocol: for each seed, one policy trained on every dataset given (pooled) and one per
+robot trained on that robot's datasets alone (its specialist), each for the same number of
+steps, on the first `demos` episodes of each dataset; then every (robot, task) pair the
+datasets hold is evaluated with both, on the same seeded episodes. The gain is the pooled
+success rate minus the specialists', over all pairs and seeds (every pair has the same number
+of episodes, so this is also the mean of the per-pair differences). Its 95% interval
+(Newcombe's hybrid score interval from the two Wilson intervals) counts episodes as the
+unit of noise; the per-seed gains, reported beside it, show how much the seeds disagree.
+
+    python -m embodied.eval.transfer --data data/*_lift.zarr data/*_push.zarr --demos 20 \\
+        --seeds 0 1 2 --steps 3000 --episodes 50 --out runs/transfer
+
+Each dataset names its task (`sim_task`, recorded by `embodied simgen`). Resumable: trainings
+that reached `steps` and evaluations already written in `--out` are not repeated. Writes
+`--out/transfer.json` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embodied.errors import ConfigError, DataError
+from embodied.eval.stats import SuccessRate, difference_interval
+
+POOLED = "pooled"
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    data: tuple[str, ...]
+    out: str
+    demos: int | None = 20  # first N episodes of each dataset (None: all)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    steps: int = 3000
+    preset: str = "small"
+    episodes: int = 50  # evaluation episodes per (robot, task) and policy
+    workers: int = 2
+    language_cache: str | None = None
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every run (batch_size, ...)
+
+
+def dataset_pairs(data: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """{dataset: (robot, task)}; the task from the store's `sim_task`."""
+    from embodied.data.mixture import open_source
+
+    pairs = {}
+    for d in data:
+        if not Path(d).exists():
+            raise DataError(f"dataset {d} does not exist; generate it with `embodied simgen --out {d} ...`")
+        source = open_source(d)
+        task = getattr(source, "attrs", {}).get("sim_task")
+        if not task:
+            raise DataError(f"dataset {d} does not say which simulated task it demonstrates (`embodied simgen` "
+                            "records it as the store attribute sim_task since 2026-12); record it with "
+                            f"EpisodeStore.open({str(d)!r}, 'r+').set_attr('sim_task', TASK)")
+        pairs[d] = (source.robot, str(task))
+    if len(set(pairs.values())) < len(pairs):
+        raise ConfigError("two datasets demonstrate the same robot and task; pass one per pair")
+    if len({robot for robot, _ in pairs.values()}) < 2:
+        raise ConfigError("positive transfer needs datasets of at least two robots")
+    return pairs
+
+
+def _trained_steps(run: Path) -> int:
+    import torch
+
+    state = run / "last" / "train_state.pt"
+    return int(torch.load(state, weights_only=False)["step"]) if state.is_file() else 0
+
+
+def _train(cfg: TransferConfig, data: list[str], seed: int, run: Path) -> None:
+    from embodied.train import TrainConfig, train
+
+    if _trained_steps(run) >= cfg.steps:
+        return
+    train(TrainConfig(out=str(run), data=tuple(data), demos=cfg.demos, preset=cfg.preset, steps=cfg.steps, seed=seed,
+                      preload=True, language_cache=cfg.language_cache, progress=False, **cfg.train_overrides))
+
+
+def _evaluate(cfg: TransferConfig, run: Path, robot: str, task: str) -> SuccessRate:
+    from embodied.eval import EvalConfig, evaluate
+
+    out = run / "eval" / f"{robot}_{task}_transfer.json"
+    report = json.loads(out.read_text()) if out.is_file() else None
+    if report is None or report["episodes"] != cfg.episodes:
+        report = evaluate(EvalConfig(str(run), robot, task, episodes=cfg.episodes, workers=cfg.workers,
+                                     language_cache=cfg.language_cache, progress=False))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return SuccessRate(report["successes"], report["episodes"])
+
+
+def _gain(pooled: list[SuccessRate], alone: list[SuccessRate]) -> dict[str, Any]:
+    p = SuccessRate(sum(r.successes for r in pooled), sum(r.episodes for r in pooled))
+    s = SuccessRate(sum(r.successes for r in alone), sum(r.episodes for r in alone))
+    return {"pooled": asdict(p) | {"rate": p.rate}, "specialists": asdict(s) | {"rate": s.rate},
+            "gain": p.rate - s.rate, "gain_ci95": list(difference_interval(p.successes, p.episodes,
+                                                                            s.successes, s.episodes))}
+
+
+def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
+    """Train and evaluate every run of the protocol (or find them done); returns the report."""
+    if not cfg.seeds:
+        raise ConfigError("give at least one seed")
+    pairs = dataset_pairs(cfg.data)
+    robots = list(dict.fromkeys(robot for robot, _ in pairs.values()))
+    root = Path(cfg.out)
+    rows, per_seed = [], []
+    for seed in cfg.seeds:
+        base = root / f"seed{seed}"
+        _train(cfg, list(pairs), seed, base / POOLED)
+        for robot in robots:
+            _train(cfg, [d for d, (r, _) in pairs.items() if r == robot], seed, base / robot)
+        seed_rows = [{"seed": seed, "robot": robot, "task": task,
+                      POOLED: _evaluate(cfg, base / POOLED, robot, task),
+                      "specialist": _evaluate(cfg, base / robot, robot, task)} for robot, task in pairs.values()]
+        per_seed.append({"seed": seed, **_gain([r[POOLED] for r in seed_rows], [r["specialist"] for r in seed_rows])})
+        rows += seed_rows
+    report = {"config": asdict(cfg) | {"data": list(cfg.data), "seeds": list(cfg.seeds)},
+              "pairs": [{**r, POOLED: asdict(r[POOLED]), "specialist": asdict(r["specialist"])} for r in rows],
+              "per_seed": per_seed,
+              **_gain([r[POOLED] for r in rows], [r["specialist"] for r in rows])}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "transfer.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m embodied.eval.transfer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", required=True, help="one dataset per (robot, task), two robots or more")
+    p.add_argument("--demos", type=int, default=20, help="first N episodes of each dataset (default 20)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps of every run, pooled or not")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per pair and policy")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cache", help="instruction-embedding cache folder")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    report = run_transfer(TransferConfig(tuple(args.data), args.out, args.demos, tuple(args.seeds), args.steps,
+                                         args.preset, args.episodes, args.workers, args.cache))
+    print(json.dumps({k: report[k] for k in ("per_seed", POOLED, "specialists", "gain", "gain_ci95")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The positive-transfer protocol: pooled and per-robot runs on the same demonstrations,
+evaluated pair by pair; resumable."""
+
+import json
+
+import pytest
+
+from embodied.collect.simgen import SimgenConfig, generate
+from embodied.data import EpisodeStore
+from embodied.errors import DataError
+from embodied.eval.transfer import TransferConfig, run_transfer
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transfer")
+    for robot in ("so100", "koch"):
+        generate(SimgenConfig(robot, "lift", 2, root / f"{robot}_lift.zarr", workers=2), progress=False)
+    return root, (str(root / "so100_lift.zarr"), str(root / "koch_lift.zarr"))
+
+
+def test_pooled_against_specialists_per_pair_and_resumed(stores, request):
+    root, data = stores
+    cache = str(request.config.cache.mkdir("minilm_embeddings"))
+    cfg = TransferConfig(data, str(root / "out"), demos=1, seeds=(0,), steps=2, preset="tiny", episodes=1, workers=1,
+                         language_cache=cache, train_overrides={"batch_size": 4, "workers": 0, "warmup": 0})
+    report = run_transfer(cfg)
+    runs = {p.name for p in (root / "out" / "seed0").iterdir()}
+    assert runs == {"pooled", "so100", "koch"}
+    pooled = json.loads((root / "out" / "seed0" / "pooled" / "train_config.json").read_text())
+    alone = json.loads((root / "out" / "seed0" / "koch" / "train_config.json").read_text())
+    assert pooled["robots"] == ["so100", "koch"] and alone["robots"] == ["koch"]
+    assert pooled["steps"] == alone["steps"] == 2 and pooled["demos"] == alone["demos"] == 1
+    assert [(p["robot"], p["task"]) for p in report["pairs"]] == [("so100", "lift"), ("koch", "lift")]
+    assert all(p["pooled"]["episodes"] == p["specialist"]["episodes"] == 1 for p in report["pairs"])
+    wins = sum(p["pooled"]["successes"] for p in report["pairs"])
+    alone_wins = sum(p["specialist"]["successes"] for p in report["pairs"])
+    assert report["gain"] == pytest.approx((wins - alone_wins) / 2)
+    lo, hi = report["gain_ci95"]
+    assert lo <= report["gain"] <= hi and report["per_seed"][0]["gain"] == report["gain"]
+    assert json.loads((root / "out" / "transfer.json").read_text())["gain"] == report["gain"]
+    weights = root / "out" / "seed0" / "pooled" / "last" / "weights.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert run_transfer(cfg)["pairs"] == report["pairs"]  # found done: nothing retrained
+    assert weights.stat().st_mtime_ns == stamp
+
+
+def test_a_dataset_without_its_task_is_a_clear_error(stores, tmp_path):
+    root, data = stores
+    old = tmp_path / "old.zarr"
+    store = EpisodeStore.create(old, "koch", 30.0, 6, 6, {"top": (8, 8)})
+    with pytest.raises(DataError, match="does not say which simulated task.*set_attr"):
+        run_transfer(TransferConfig((data[0], str(old)), str(tmp_path / "out")))
+    assert store.num_episodes == 0
