@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     base = resolve_policy(args.policy)
     out = args.out or str((base.parent if base.name == "last" else base) / f"finetune_{args.robot}")
-    cfg = TrainConfig(out=out, data=tuple(args.data), demos=args.demos, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      warmup=args.warmup, workers=args.workers, seed=args.seed, ckpt_every=args.ckpt_every,
+    cfg = TrainConfig(out=out, data=tuple(args.data), demos=args.demos, steps=args.steps, batch_size=args.batch_size,
+                      lr=args.lr, warmup=args.warmup, workers=args.workers, seed=args.seed, ckpt_every=args.ckpt_every,
                       augment=not args.no_augment, state_noise=args.state_noise, preload=args.preload, max_bad_batches=args.max_bad_batches,
                       language_cache=args.cache,
                       progress=not args.no_progress)
