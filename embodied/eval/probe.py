@@ -28,12 +28,16 @@ from embodied.runtime.chunking import Execution
 @dataclass
 class ChunkProbe:
     """One chunk request: the end-effector minus the named target [mm] (world x, y, z), the
-    gripper opening [0, 1] and keypoint 0's error per camera [px] (empty for a policy without
-    keypoints; NaN where the target is out of view)."""
+    gripper opening [0, 1], the named target minus the named goal [mm] (empty for a task
+    without a goal), and keypoint 0's and 1's errors per camera [px] (from the target and the
+    goal; empty for a policy without keypoints; NaN where the object is out of view or the
+    task has no goal)."""
 
     offset_mm: list[float]
     opening: float
+    to_goal_mm: list[float] = field(default_factory=list)
     keypoint_px: dict[str, float] = field(default_factory=dict)
+    goal_keypoint_px: dict[str, float] = field(default_factory=dict)
 
 
 class ProbedPolicy:
@@ -49,12 +53,16 @@ class ProbedPolicy:
 
     def act(self, obs: Observation) -> ActionChunk:
         env, scene = self.env, self.env.scene
-        offset = (scene.data.site(env.robot.ee_site).xpos - scene.body_pos(env.instance.target)) * 1000.0
-        self.probes.append(ChunkProbe(np.round(offset, 1).tolist(), round(scene.gripper_opening(), 3),
-                                      self._keypoint_errors(obs)))
+        target, goal = scene.body_pos(env.instance.target), env.instance.goal
+        offset = (scene.data.site(env.robot.ee_site).xpos - target) * 1000.0
+        to_goal = [] if goal is None else np.round((target - scene.body_pos(goal)) * 1000.0, 1).tolist()
+        errors = self._keypoint_errors(obs)
+        self.probes.append(ChunkProbe(np.round(offset, 1).tolist(), round(scene.gripper_opening(), 3), to_goal,
+                                      {c: e[0] for c, e in errors.items()}, {c: e[1] for c, e in errors.items()}))
         return self.inner.act(obs)
 
-    def _keypoint_errors(self, obs: Observation) -> dict[str, float]:
+    def _keypoint_errors(self, obs: Observation) -> dict[str, tuple[float, float]]:
+        """{camera: (keypoint 0 from the target, keypoint 1 from the goal) [px]}."""
         vla = self.inner.policy
         if not vla.config.image_keypoints:
             return {}
@@ -63,8 +71,10 @@ class ProbedPolicy:
         out = {}
         for name, k in vla.keypoints_by_camera(obs).items():
             cam = cameras[name]
-            dx, dy = (k[0] - truth[name][0]) * np.array([cam.width, cam.height]) / 2.0
-            out[name] = round(float(np.hypot(dx, dy)), 2)
+            n = min(len(k), 2)  # a policy with one keypoint locates no goal
+            d = (k[:n] - truth[name][:n]) * np.array([cam.width, cam.height]) / 2.0
+            errors = [round(float(e), 2) for e in np.hypot(d[:, 0], d[:, 1])] + [float("nan")] * (2 - n)
+            out[name] = (errors[0], errors[1])
         return out
 
 

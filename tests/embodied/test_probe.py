@@ -19,6 +19,18 @@ def test_probe_records_each_chunk_from_where_the_episode_starts(grounding_policy
     assert report["closest_xy_mm"] == round(min(np.hypot(*c["offset_mm"][:2]) for c in chunks), 1)
     cameras = {c.name for c in env.robot.cameras}
     for c in chunks:
-        assert set(c["keypoint_px"]) == cameras
+        assert set(c["keypoint_px"]) == set(c["goal_keypoint_px"]) == cameras
         assert all(np.isnan(e) or e >= 0 for e in c["keypoint_px"].values())
+        assert all(np.isnan(e) for e in c["goal_keypoint_px"].values()) and c["to_goal_mm"] == []  # lift: no goal
     assert any(c["offset_mm"] != chunks[0]["offset_mm"] for c in chunks[1:])  # the arm moved
+
+
+def test_probe_follows_the_goal_of_a_task_that_has_one(grounding_policy):
+    """place: the target's offset from the named bin, and keypoint 1's error from the bin."""
+    env = TaskEnv("place", "so100")
+    report = probe_episode(TorchPolicy(grounding_policy), env, seed=2)
+    first = report["chunks"][0]
+    env.reset(seed=2)
+    start = (env.scene.body_pos(env.instance.target) - env.scene.body_pos(env.instance.goal)) * 1000.0
+    np.testing.assert_allclose(first["to_goal_mm"], start, atol=0.06)
+    assert any(np.isfinite(e) and e >= 0 for e in first["goal_keypoint_px"].values())
