@@ -89,9 +89,10 @@ def _evaluate(cfg: TransferConfig, run: Path, robot: str, task: str) -> SuccessR
 
     out = run / "eval" / f"{robot}_{task}_transfer.json"
     report = json.loads(out.read_text()) if out.is_file() else None
-    if report is None or report["episodes"] != cfg.episodes:
+    if report is None or (report["episodes"], report.get("trained_steps")) != (cfg.episodes, cfg.steps):
         report = evaluate(EvalConfig(str(run), robot, task, episodes=cfg.episodes, workers=cfg.workers,
                                      language_cache=cfg.language_cache, progress=False))
+        report["trained_steps"] = cfg.steps  # a run trained on to more steps is evaluated again
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
     return SuccessRate(report["successes"], report["episodes"])

@@ -2,6 +2,7 @@
 evaluated pair by pair; resumable."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -43,6 +44,11 @@ def test_pooled_against_specialists_per_pair_and_resumed(stores, request):
     stamp = weights.stat().st_mtime_ns
     assert run_transfer(cfg)["pairs"] == report["pairs"]  # found done: nothing retrained
     assert weights.stat().st_mtime_ns == stamp
+    longer = replace(cfg, steps=3)  # trained on, and evaluated again
+    run_transfer(longer)
+    assert weights.stat().st_mtime_ns != stamp
+    evaluated = json.loads((root / "out" / "seed0" / "koch" / "eval" / "koch_lift_transfer.json").read_text())
+    assert evaluated["trained_steps"] == 3
 
 
 def test_a_dataset_without_its_task_is_a_clear_error(stores, tmp_path):
