@@ -2,9 +2,11 @@
 
 A success rate says how often; this says where. For each chunk a torch policy is asked for,
 it records the end-effector's offset from the named target [mm], the measured gripper opening,
-and, for a policy with grounding keypoints, how far keypoint 0 is from the target in each
+the target's offset from the named goal (a task with one: place, push, stack) and, for a policy
+with grounding keypoints, how far keypoints 0 and 1 are from the target and the goal in each
 camera [px]. "The arm closed 6 cm beside the cube while keypoint 0 was on it within a pixel"
-points at the action pathway; "keypoint 0 was 20 px off" at perception.
+points at the action pathway; "keypoint 0 was 20 px off" at perception; "the cube left the
+fingers 5 cm before the bin" at the carry.
 
     python -m embodied.eval.probe --policy runs/X --robot ur5e --task lift --episodes 8
 
