@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ class TransferConfig:
     workers: int = 2
     language_cache: str | None = None
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every run (batch_size, ...)
+    progress: bool = True  # a line on stderr as each run starts and each pair is evaluated
+
+
+def _say(cfg: TransferConfig, line: str) -> None:
+    if cfg.progress:
+        print(f"transfer: {line}", file=sys.stderr, flush=True)
 
 
 def dataset_pairs(data: tuple[str, ...]) -> dict[str, tuple[str, str]]:
@@ -79,7 +86,9 @@ def _train(cfg: TransferConfig, data: list[str], seed: int, run: Path) -> None:
     from embodied.train import TrainConfig, train
 
     if _trained_steps(run) >= cfg.steps:
+        _say(cfg, f"{run} already trained to {cfg.steps} steps")
         return
+    _say(cfg, f"training {run} ({cfg.steps} steps, {len(data)} dataset(s))")
     train(TrainConfig(out=str(run), data=tuple(data), demos=cfg.demos, preset=cfg.preset, steps=cfg.steps, seed=seed,
                       preload=True, language_cache=cfg.language_cache, progress=False, **cfg.train_overrides))
 
@@ -119,9 +128,12 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
         _train(cfg, list(pairs), seed, base / POOLED)
         for robot in robots:
             _train(cfg, [d for d, (r, _) in pairs.items() if r == robot], seed, base / robot)
-        seed_rows = [{"seed": seed, "robot": robot, "task": task,
-                      POOLED: _evaluate(cfg, base / POOLED, robot, task),
-                      "specialist": _evaluate(cfg, base / robot, robot, task)} for robot, task in pairs.values()]
+        seed_rows = []
+        for robot, task in pairs.values():
+            pooled, alone = _evaluate(cfg, base / POOLED, robot, task), _evaluate(cfg, base / robot, robot, task)
+            _say(cfg, f"seed {seed} {robot}/{task}: pooled {pooled.successes}/{pooled.episodes}, "
+                      f"specialist {alone.successes}/{alone.episodes}")
+            seed_rows.append({"seed": seed, "robot": robot, "task": task, POOLED: pooled, "specialist": alone})
         per_seed.append({"seed": seed, **_gain([r[POOLED] for r in seed_rows], [r["specialist"] for r in seed_rows])})
         rows += seed_rows
     report = {"config": asdict(cfg) | {"data": list(cfg.data), "seeds": list(cfg.seeds)},

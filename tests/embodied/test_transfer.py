@@ -20,7 +20,7 @@ def stores(tmp_path_factory):
     return root, (str(root / "so100_lift.zarr"), str(root / "koch_lift.zarr"))
 
 
-def test_pooled_against_specialists_per_pair_and_resumed(stores, request):
+def test_pooled_against_specialists_per_pair_and_resumed(stores, request, capsys):
     root, data = stores
     cache = str(request.config.cache.mkdir("minilm_embeddings"))
     cfg = TransferConfig(data, str(root / "out"), demos=1, seeds=(0,), steps=2, preset="tiny", episodes=1, workers=1,
@@ -40,9 +40,15 @@ def test_pooled_against_specialists_per_pair_and_resumed(stores, request):
     lo, hi = report["gain_ci95"]
     assert lo <= report["gain"] <= hi and report["per_seed"][0]["gain"] == report["gain"]
     assert json.loads((root / "out" / "transfer.json").read_text())["gain"] == report["gain"]
+    said = capsys.readouterr().err
+    assert said.count("transfer: training") == 3  # the pooled run and two specialists, as each starts
+    koch = report["pairs"][1]
+    assert (f"seed 0 koch/lift: pooled {koch['pooled']['successes']}/1, "
+            f"specialist {koch['specialist']['successes']}/1") in said
     weights = root / "out" / "seed0" / "pooled" / "last" / "weights.safetensors"
     stamp = weights.stat().st_mtime_ns
     assert run_transfer(cfg)["pairs"] == report["pairs"]  # found done: nothing retrained
+    assert capsys.readouterr().err.count("already trained to 2 steps") == 3
     assert weights.stat().st_mtime_ns == stamp
     longer = replace(cfg, steps=3)  # trained on, and evaluated again
     run_transfer(longer)
