@@ -76,10 +76,11 @@ def dataset_pairs(data: tuple[str, ...]) -> dict[str, tuple[str, str]]:
 
 
 def _trained_steps(run: Path) -> int:
-    import torch
+    """Steps the run's last checkpoint holds (0: none yet), found as `embodied train` resumes it."""
+    from embodied.train.rundir import checkpoint_dir, load_state
 
-    state = run / "last" / "train_state.pt"
-    return int(torch.load(state, weights_only=False)["step"]) if state.is_file() else 0
+    last = checkpoint_dir(run)
+    return int(load_state(last)["step"]) if last is not None else 0
 
 
 def _train(cfg: TransferConfig, data: list[str], seed: int, run: Path) -> None:
