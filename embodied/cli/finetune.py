@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     base = resolve_policy(args.policy)
     out = args.out or str((base.parent if base.name == "last" else base) / f"finetune_{args.robot}")
     cfg = TrainConfig(out=out, data=tuple(args.data), demos=args.demos, steps=args.steps, batch_size=args.batch_size,
-                      lr=args.lr, warmup=args.warmup, workers=args.workers, seed=args.seed, ckpt_every=args.ckpt_every,
+                      lr=args.lr, warmup=args.warmup, ema=args.ema, workers=args.workers, seed=args.seed, ckpt_every=args.ckpt_every,
                       augment=not args.no_augment, state_noise=args.state_noise, preload=args.preload, max_bad_batches=args.max_bad_batches,
                       language_cache=args.cache,
                       progress=not args.no_progress)

@@ -16,6 +16,8 @@ def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> N
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps (default 100)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers per process")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY", help="checkpoints hold an exponential "
+                   "moving average of the weights with this decay, e.g. 0.999 (default 0: the raw weights)")
     p.add_argument("--ckpt-every", type=int, default=250, help="save a checkpoint every N steps")
     p.add_argument("--demos", type=int, metavar="N", help="train on the first N episodes of each --data dataset "
                    "(data-scaling curves from one dataset; default: all)")
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=args.out, data=tuple(args.data or ()), recipe=args.recipe,
                       grounding_data=tuple(args.grounding_data), demos=args.demos, preset=args.preset, head=args.head,
                       policy_overrides=parse_overrides(args.overrides),
-                      steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, workers=args.workers,
+                      steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, ema=args.ema, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,
                       state_noise=args.state_noise, preload=args.preload,
                       max_bad_batches=args.max_bad_batches, language_cache=args.cache, progress=not args.no_progress)

@@ -35,6 +35,9 @@ class TrainConfig:
         lr: peak learning rate (AdamW); warmup: linear warm-up [steps]; schedule: "cosine"
             (down to lr / 10 at `steps`) or "constant".
         weight_decay, grad_clip: AdamW decay; gradient norm clip.
+        ema: decay of the weight average the checkpoints hold (`embodied.train.ema`; the
+            optimizer steps raw weights, kept in the train state); 0: checkpoints hold the raw
+            weights.
         workers: DataLoader worker processes (per process).
         seed: seeds model init, data order and augmentation.
         ckpt_every: save `last` (and `best` when the smoothed loss improved) every N steps.
@@ -67,6 +70,7 @@ class TrainConfig:
     schedule: str = "cosine"
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
+    ema: float = 0.0
     workers: int = 2
     seed: int = 0
     ckpt_every: int = 250
@@ -101,6 +105,8 @@ class TrainConfig:
             raise ConfigError(f"training config: {bad or 'workers, warmup, diverge_after'} must be positive integers")
         if not self.state_noise >= 0:
             raise ConfigError(f"training config: state_noise must be >= 0 (normalized units), found {self.state_noise}")
+        if isinstance(self.ema, bool) or not (isinstance(self.ema, (int, float)) and 0.0 <= self.ema < 1.0):
+            raise ConfigError(f"training config: ema is the weight average's decay, in [0, 1) (0: off), found {self.ema!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"training config: schedule must be 'cosine' or 'constant', found {self.schedule!r}")
         if not (self.lr > 0 and self.grad_clip > 0 and self.diverge_factor > 1 and self.weight_decay >= 0):

@@ -7,7 +7,8 @@ Per step (every process of a distributed run takes the same decisions):
      update the same way;
   3. the smoothed loss (mean over processes) is checked for divergence *before* the update,
      so a diverged update is never applied and never saved;
-  4. AdamW step, learning-rate schedule (linear warm-up, cosine or constant);
+  4. AdamW step, learning-rate schedule (linear warm-up, cosine or constant), and with
+     `ema` the weight average (`embodied.train.ema`), which the checkpoints then hold;
   5. every `log_every` steps a CSV row; every `ckpt_every` steps (and at the end) the
      `save` callback writes `last` (and `best` when the smoothed loss improved) on rank 0.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from embodied.train.config import TrainConfig
 from embodied.train.curves import LossLog
 from embodied.train.distributed import Dist
+from embodied.train.ema import WeightAverage, named_trainable, restore_raw
 from embodied.train.guard import LossGuard, batch_is_finite
 from embodied.train.rundir import rng_state, set_rng_state
 
@@ -70,6 +73,8 @@ def fit(job: Fit, state: dict[str, Any] | None = None) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
     guard = LossGuard(cfg.max_bad_batches, cfg.diverge_factor, cfg.diverge_after)
     start, best_saved, seconds = 0, math.inf, 0.0
+    named = named_trainable(job.model, job.params)
+    average = WeightAverage(named, cfg.ema) if cfg.ema else None
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -78,6 +83,11 @@ def fit(job: Fit, state: dict[str, Any] | None = None) -> dict[str, Any]:
         rngs = state["rng"]
         if len(rngs) == d.world:
             set_rng_state(rngs[d.rank])
+        if "ema" in state:  # the checkpoint loaded is the average; the optimizer stepped the raw weights
+            if average is not None:
+                average.resume(state["ema"])
+            else:
+                restore_raw([n for n, _ in named], [p for _, p in named], state["ema"])
     last_good = (f"The last good checkpoint is {job.run / 'last'} (step {start})" if state is not None
                  else "No checkpoint was saved before")
     curve = LossLog(job.run / "loss.csv", job.robots, start if state is not None else None) if d.main else None
@@ -91,6 +101,8 @@ def fit(job: Fit, state: dict[str, Any] | None = None) -> dict[str, Any]:
             out = _step(job, opt, guard, batch, step, last_good)
             if out is not None:
                 sched.step()
+                if average is not None:
+                    average.update()
                 window = out
                 bar.set_postfix(loss=f"{guard.ema:.4f}", skipped=guard.skipped, refresh=False)
             bar.update()
@@ -107,9 +119,12 @@ def fit(job: Fit, state: dict[str, Any] | None = None) -> dict[str, Any]:
                 best_saved = min(best_saved, guard.ema) if guard.ema is not None else best_saved
                 train_state["best_saved"] = best_saved
                 if d.main:
-                    where = job.save("last", train_state)
-                    if improved:
-                        job.save("best", train_state)
+                    with average.applied() if average is not None else nullcontext() as raw:
+                        if average is not None:
+                            train_state["ema"] = average.state(raw)
+                        where = job.save("last", train_state)
+                        if improved:
+                            job.save("best", train_state)
                     curve.plot(job.run / "loss.png", f"{job.run.name}: {', '.join(job.robots)}")
                     last_good = f"The last good checkpoint is {where} (step {step})"
                 d.barrier()

@@ -15,10 +15,12 @@ from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.data import EpisodeStore
 from embodied.data.episode import Episode
-from embodied.errors import DataError, SchemaMismatch
+from embodied.errors import ConfigError, DataError, SchemaMismatch
 from embodied.policy import load_checkpoint
 from embodied.train import ResumeMismatch, TooManyBadBatches, TrainConfig, TrainingDiverged, train
 from embodied.train.data import BatchStream
+from embodied.train.ema import WeightAverage
+from embodied.train.ema import main as ema_main
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,49 @@ def test_resume_continues_exactly(tmp_path, stores, cache, preload):
         train(config(tmp_path / "b", stores, cache, policy_overrides={"chunk": 2}, steps=6, preload=preload))
     with pytest.raises(ResumeMismatch, match="already holds a run"):
         train(config(tmp_path / "b", stores, cache, resume=False, preload=preload))
+
+
+def test_weight_average_warms_up_and_swaps_back():
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    average = WeightAverage(list(layer.named_parameters()), decay=0.5)
+    with torch.no_grad():
+        layer.weight.fill_(3.0)
+    average.update()  # rate min(0.5, 1/10): 0.1 x 1 + 0.9 x 3
+    assert torch.allclose(average.shadow[0], torch.full((1, 2), 2.8))
+    with torch.no_grad():
+        layer.weight.fill_(5.0)
+    average.update()  # rate min(0.5, 2/11)
+    expected = 2 / 11 * 2.8 + 9 / 11 * 5.0
+    with average.applied() as raw:
+        assert torch.allclose(layer.weight, torch.full((1, 2), expected))
+        assert torch.equal(raw["weight"], torch.full((1, 2), 5.0))
+    assert torch.equal(layer.weight, torch.full((1, 2), 5.0))
+
+
+def test_ema_checkpoints_hold_the_average_and_resume_continues_the_raw_weights(tmp_path, stores, cache):
+    straight = tmp_path / "a"
+    train(config(straight, stores, cache, schedule="constant", ema=0.9))
+    train(config(tmp_path / "b", stores, cache, schedule="constant", ema=0.9, steps=2))
+    train(config(tmp_path / "b", stores, cache, schedule="constant", ema=0.9, steps=4))
+    a, b = (load_file(str(tmp_path / r / "last" / "weights.safetensors")) for r in ("a", "b"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    raw_a, raw_b = (torch.load(tmp_path / r / "last" / "train_state.pt", weights_only=False)["ema"]
+                    for r in ("a", "b"))
+    assert raw_a["updates"] == raw_b["updates"] == 4
+    assert all(torch.allclose(raw_a["raw"][k], raw_b["raw"][k], atol=1e-6) for k in raw_a["raw"])
+    differs = [k for k in raw_a["raw"] if not torch.allclose(raw_a["raw"][k], a[k])]
+    assert differs, "the checkpoint holds the raw weights, not their average"
+    subprocess.run([sys.executable, "-m", "embodied.train.ema", str(straight), "--raw-out", str(tmp_path / "raw")],
+                   check=True, capture_output=True)
+    exported = load_checkpoint(tmp_path / "raw").state_dict()
+    assert all(torch.equal(exported[k], raw_a["raw"][k]) for k in raw_a["raw"])
+    train(config(tmp_path / "plain", stores, cache, steps=2))
+    with pytest.raises(SystemExit, match="without --ema"):
+        ema_main([str(tmp_path / "plain"), "--raw-out", str(tmp_path / "x")])
+    with pytest.raises(ConfigError, match="ema"):
+        config(tmp_path / "c", stores, cache, ema=1.0)
 
 
 def test_resume_keeps_the_architecture_the_run_started_with(tmp_path, stores, cache):
