@@ -19,12 +19,11 @@ delay set to 0 first, as LeRobot configures real servos.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import platform
 import time
 
 import numpy as np
 
+from embodied.bench.machine import describe
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.pacing import retry, sleep_until
 from firmware_bridge.tables import Reg
@@ -200,7 +199,7 @@ def run(duration: float = 60.0, cycles: int = 2000, robots: tuple[str, ...] = ("
     loop = control_loop(robots[0], duration)
     flaky_run = flaky(robots[0], flaky_duration or min(duration, 60.0))
     return {
-        "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": describe(),
         "targets": TARGETS,
         "round_trip": trips,
         "loop_50hz": loop,

@@ -16,13 +16,14 @@ import importlib.util
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+
+from embodied.bench.machine import describe
 
 TARGETS = {"zarr_samples_per_s": 2000}
 CACHE = Path("out/bench/data_cache")
@@ -196,9 +197,7 @@ def run(episodes: int = 200, frames: int = 100, samples: int = 20_000, workers: 
     zarr_2x = _isolated("zarr", [str(store.path), str(twin)], *args)
     result = {
         "benchmark": "data",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
-                    "cores_used": cores, "python": platform.python_version(),
-                    "load_average_1min": round(os.getloadavg()[0], 2)},
+        "machine": describe(cores_used=cores),
         "dataset": {"episodes": episodes, "frames_per_episode": frames,
                     "cameras": {c: list(v) for c, v in CAMERAS.items()},
                     "zarr_mb_on_disk": round(size_mb, 1), "prepare_s": round(prep_s, 1)},

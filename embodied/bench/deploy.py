@@ -31,8 +31,6 @@ peak RSS. The bundle is exported with the instructions of those episodes' scenes
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from embodied.bench.machine import describe
 from embodied.bench.deploy_loop import LoopBench, peak_rss_mb, run as run_deploy_loop
 
 TARGETS = {"int8_p50_ms": 5.0, "int8_vs_ort_fp32": 1.3, "int8_vs_torch": 3.0, "size_ratio": 2.5}
@@ -160,9 +159,7 @@ def run(policy: str, robot: str, instructions: Sequence[str] = (), calibration_d
         i8 = m["models"]["int8"]
         summary = {
             "benchmark": "deploy",
-            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                        "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-                        "torch": torch.__version__},
+            "machine": describe(onnxruntime=onnxruntime.__version__, torch=torch.__version__),
             "policy": m["source"], "robot": robot, "preset": m["policy"]["config"].get("name"),
             "head": m["policy"]["head"], "chunk": m["chunk"], "threads": threads, "rounds": rounds,
             "bundle": {"path": bundle, "int8_recipe": i8["recipe"]["name"], "int8_relative_error": i8["relative_error"],

@@ -6,20 +6,26 @@
 - parameter counts (shared and per robot adapter);
 - peak memory (RSS) of a process training `small` for a few steps at the default batch
   size on simulated demonstrations (single process, no DataLoader workers: each worker
-  adds its own image cache, bounded by `cache_mb`).
+  adds its own image cache, bounded by `cache_mb`), and its time per step (the training
+  loop's own clock: batch, forward, backward, update; the run's startup excluded).
+
+The machine is part of the result (`embodied.bench.machine`): inference that took 5 ms per
+chunk on the 2-core machine of README's earlier timings took 15 ms on another 2-core machine
+(AMD EPYC, AVX2 kernels) of the same nominal size.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from embodied.bench.machine import describe
 
 TARGETS = {"train_peak_rss_gb": 6.0}
 # `small` over the pretrained backbone, as in README's A/B runs
@@ -67,10 +73,18 @@ def _train_peak(data: list[str], steps: int, batch_size: int, cache: str, out: s
     from embodied.train import TrainConfig, train
 
     t0 = time.perf_counter()
-    train(TrainConfig(out=out, data=tuple(data), preset="small", steps=steps, batch_size=batch_size, workers=0,
-                      language_cache=cache, progress=False, warmup=0))
+    summary = train(TrainConfig(out=out, data=tuple(data), preset="small", steps=steps, batch_size=batch_size,
+                                workers=0, language_cache=cache, progress=False, warmup=0))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_rss_gb": round(peak_kb / 2**20, 3), "wall_s_incl_startup": round(time.perf_counter() - t0, 1)}
+    return {"peak_rss_gb": round(peak_kb / 2**20, 3), "step_ms": round(1000 * summary["seconds"] / steps, 1),
+            "wall_s_incl_startup": round(time.perf_counter() - t0, 1)}
+
+
+def _cpu_capability() -> str:
+    """The widest vector instructions torch's CPU kernels use here ("AVX2", "AVX512")."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def _isolated(fn, *args):
@@ -78,7 +92,7 @@ def _isolated(fn, *args):
         return pool.apply(fn, args)
 
 
-def run(calls: int = 200, threads: int = 2, train_steps: int = 5, batch_size: int | None = None) -> dict:
+def run(calls: int = 200, threads: int = 2, train_steps: int = 20, batch_size: int | None = None) -> dict:
     from embodied.collect.simgen import SimgenConfig, generate
     from embodied.train.config import TrainConfig, default_language_cache
 
@@ -95,8 +109,7 @@ def run(calls: int = 200, threads: int = 2, train_steps: int = 5, batch_size: in
         train = _isolated(_train_peak, data, train_steps, batch_size, cache, str(Path(tmp) / "run"))
     return {
         "benchmark": "policy",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": describe(torch_cpu_capability=_cpu_capability()),
         "preset": "small", "dtype": "float32", "threads": threads,
         "inference": latency,
         "parameters": latency["l1"]["parameters"],

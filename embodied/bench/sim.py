@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import platform
 import time
 
+from embodied.bench.machine import describe
 
 TARGETS = {"expert_success": 0.95, "physics_steps_per_s": 10_000, "observations_per_s": 150}
 
@@ -87,8 +87,7 @@ def run(seeds: int = 50, workers: int = 2) -> dict:
     }
     return {
         "benchmark": "sim",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "gl": os.environ.get("MUJOCO_GL", "")},
+        "machine": describe(gl=os.environ.get("MUJOCO_GL", "")),
         "seeds_per_pair": seeds,
         "expert_wall_s": round(expert_seconds, 1),
         "physics_steps_per_s_one_core": physics,
