@@ -10,7 +10,9 @@ averaged weights for the same reason.
     python -m embodied.train.ema runs/X --raw-out runs/X_raw   # the raw weights as a checkpoint
 
 The second form writes the run's raw (not averaged) weights as a policy checkpoint, to
-measure what the average changes (docs/policy_experiments.md).
+measure what the average changes (docs/policy_experiments.md): the average only reads the
+weights, so they are those the same run without `--ema` ends with, and one run gives both.
+A finetune, which keeps no train state (it is not resumable), saves only the averaged adapter.
 """
 
 from __future__ import annotations
