@@ -38,8 +38,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from embodied.bench.machine import describe
 from embodied.bench.deploy_loop import LoopBench, peak_rss_mb, run as run_deploy_loop
+from embodied.bench.machine import describe
 
 TARGETS = {"int8_p50_ms": 5.0, "int8_vs_ort_fp32": 1.3, "int8_vs_torch": 3.0, "size_ratio": 2.5}
 DEFAULT_INSTRUCTION = "pick up the red cube"

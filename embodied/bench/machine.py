@@ -1,7 +1,7 @@
 """What a benchmark ran on, recorded in its JSON.
 
-The same benchmark on two machines of the same nominal size can differ by several times (a
-CPU with AVX-512 against one with AVX2 only; neighbours on a shared host): numbers compare
+The same benchmark on two machines of the same nominal size can differ by several times
+(another CPU model, other vector instructions, neighbours on a shared host): numbers compare
 only between runs whose `machine` agrees, so every benchmark names the CPU model, not just
 the architecture, and the load it started under.
 """
