@@ -264,7 +264,7 @@ class VLAPolicy(nn.Module):
         parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,
                  self.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
-        return self.trunk(parts, ignore, keep_last=cfg.chunk), grounding
+        return self.trunk(parts, ignore, keep_last=cfg.chunk, pack=True), grounding
 
     @torch.no_grad()
     def locate(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:

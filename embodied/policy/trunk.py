@@ -7,7 +7,8 @@ Token sequence (B samples, d = config.width)::
 L is 1 (the pooled sentence embedding) or `config.language_tokens` (MiniLM token
 embeddings). Each part gets a learned token-type embedding; padding language tokens and
 the image tokens of absent cameras are masked out of attention. The outputs at the H
-action-query positions are the head's context.
+action-query positions are the head's context. There are no positional embeddings: the trunk
+reads its tokens as a set, which is what lets `Trunk.forward(pack=True)` reorder them.
 
 The layers are pre-norm transformer blocks written out here rather than taken from
 `nn.TransformerEncoder`, whose attention exports with extra Squeeze, Unsqueeze, Split and
@@ -109,18 +110,42 @@ class Trunk(nn.Module):
         self.type_embed = nn.Parameter(torch.randn(len(TOKEN_TYPES), config.width) * 0.02)
 
     def forward(self, parts: Sequence[torch.Tensor], ignore: Sequence[torch.Tensor | None],
-                keep_last: int | None = None) -> torch.Tensor:
+                keep_last: int | None = None, pack: bool = False) -> torch.Tensor:
         """Args:
             parts: one float32[B, T_i, d] per entry of TOKEN_TYPES, in that order.
             ignore: per part, bool[B, T_i] (True: a token no other token attends to) or None.
             keep_last: return only the outputs of the last this many tokens (the action
                 queries), computed alone in the last layer; None: every token's.
+            pack: leave ignored tokens out before the layers (`pack_part`). The outputs kept
+                are the same (an ignored token is attended to by nothing, and the trunk has no
+                positions), but a pooled batch stops running every robot's camera slots and
+                the padding of the longest instruction through every layer: with four arms
+                that name four slots between them, each sample has two cameras, so about a
+                third of the tokens. Needs `keep_last` (the other outputs move). Off for ONNX
+                export, whose graph must not depend on the example's masks.
 
         Returns:
             float32[B, T, d], T = sum of T_i (or keep_last).
         """
+        if pack and keep_last is None:
+            raise ValueError("pack=True reorders the tokens; it needs keep_last (only those outputs stay in place)")
         b = parts[0].shape[0]
+        if pack:
+            parts, ignore = zip(*(pack_part(x, m) for x, m in zip(parts, ignore)))
         tokens = torch.cat([x + self.type_embed[i] for i, x in enumerate(parts)], dim=1)
         mask = torch.cat([m if m is not None else torch.zeros(b, x.shape[1], dtype=torch.bool, device=x.device)
                           for x, m in zip(parts, ignore)], dim=1)
         return self.encoder(tokens, mask, keep_last)
+
+
+def pack_part(x: torch.Tensor, ignore: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One part's tokens float32[B, T, d] with each sample's attended tokens moved to the front
+    (in their order) and the part cut to the most any sample attends to, float32[B, T', d], with
+    its ignore mask bool[B, T'] (None: nothing to pack)."""
+    if ignore is None:
+        return x, None
+    kept = int((~ignore).sum(1).max()) if ignore.numel() else 0
+    if kept == x.shape[1]:
+        return x, ignore
+    order = torch.argsort(ignore.to(torch.uint8), dim=1, stable=True)[:, :kept]
+    return x.gather(1, order[..., None].expand(-1, -1, x.shape[2])), ignore.gather(1, order)

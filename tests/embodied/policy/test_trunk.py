@@ -45,3 +45,28 @@ def test_keeping_the_last_tokens_computes_exactly_their_outputs():
         kept = trunk(parts, ignore, keep_last=4)
     assert full.shape == (2, 17, cfg.width) and kept.shape == (2, 4, cfg.width)
     torch.testing.assert_close(kept, full[:, -4:], rtol=1e-5, atol=1e-5)
+
+
+def test_packing_leaves_out_ignored_tokens_and_keeps_the_outputs():
+    torch.manual_seed(2)
+    cfg = preset("tiny", width=32, heads=4, depth=2)
+    trunk = Trunk(cfg).train()
+    parts = [torch.randn(3, n, cfg.width, requires_grad=True) for n in (5, 8, 1, 1, 4)]
+    language = torch.tensor([[False] * 3 + [True] * 2, [False] * 2 + [True] * 3, [False] * 4 + [True]])
+    # image slots of a pooled batch (True: absent): each sample has two of four cameras, 2 tokens each
+    images = torch.tensor([[0, 0, 1, 1, 0, 0, 1, 1], [1, 1, 0, 0, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]).bool()
+    ignore = [language, images, None, None, None]
+    seen = []
+    trunk.encoder.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[1]))
+    packed = trunk(parts, ignore, keep_last=4, pack=True)
+    grads = torch.autograd.grad(packed.square().sum(), parts)
+    full = trunk(parts, ignore, keep_last=4)
+    expected = torch.autograd.grad(full.square().sum(), parts)
+    assert seen == [4 + 4 + 1 + 1 + 4, 5 + 8 + 1 + 1 + 4]
+    torch.testing.assert_close(packed, full, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # an ignored token gets no gradient either way; an attended one does
+    assert grads[1][0, 2].abs().sum() == 0 and grads[1][0, 0].abs().sum() > 0
+    with pytest.raises(ValueError, match="keep_last"):
+        trunk(parts, ignore, pack=True)
