@@ -69,6 +69,11 @@ class PolicyConfig:
             embedding is the mean of the tokens: "push the red cube to the blue zone" and its
             colour-swapped twin have cosine 0.99). 0: the sentence embedding alone
             (checkpoints saved before this field existed). Needs language_tokens > 0.
+        language_dropout: training only: each real language token but the first ([CLS]) is left
+            out of the trunk's attention with this probability, sample by sample, so the action
+            pathway cannot lean on the exact words of the training phrasings (held-out
+            phrasings change them). FiLM still reads every token (it singles out the object's
+            name). 0: off. Needs language_tokens > 0.
         grounding_weight: w > 0: the first keypoints learn where the instruction's objects
             are. Keypoint 0 is pulled toward the named target's image position and keypoint 1
             toward the goal's, in every camera whose training frames carry those labels
@@ -102,6 +107,7 @@ class PolicyConfig:
     state_tokens: int = 2
     language_tokens: int = 0
     film_queries: int = 0
+    language_dropout: float = 0.0
     grounding_weight: float = 0.0
     grounded_state: bool = False
     head: str = "l1"
@@ -140,8 +146,13 @@ class PolicyConfig:
         if not self.image_channels or not all(isinstance(c, int) and c > 0 for c in self.image_channels):
             raise ConfigError(f"policy config {self.name!r}: image_channels must be positive integers, "
                               f"found {self.image_channels}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"policy config {self.name!r}: dropout must lie in [0, 1), found {self.dropout}")
+        for key in ("dropout", "language_dropout"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"policy config {self.name!r}: {key} must lie in [0, 1), found {value!r}")
+        if self.language_dropout and not self.language_tokens:
+            raise ConfigError(f"policy config {self.name!r}: language_dropout={self.language_dropout} drops language "
+                              "tokens; set language_tokens > 0 or language_dropout=0")
         if self.image_backbone not in BACKBONES:
             raise ConfigError(f"policy config {self.name!r}: unknown image_backbone {self.image_backbone!r}; use one "
                               f"of {BACKBONES}")

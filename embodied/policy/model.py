@@ -106,12 +106,18 @@ class VLAPolicy(nn.Module):
                 real token) when `config.language_tokens > 0`, else None.
 
         Returns:
-            float32[B, L, d] with bool[B, L] (True: padding, ignored) for token-level language;
+            float32[B, L, d] with bool[B, L] (True: padding, ignored; in training also the
+            tokens `config.language_dropout` leaves out) for token-level language;
             float32[B, 1, d] with None otherwise.
         """
         if tokens is None:
             return self.lang_proj(sentence)[:, None], None
-        return self.lang_proj(tokens), ~token_mask
+        ignore = ~token_mask
+        if self.training and self.config.language_dropout:
+            dropped = torch.rand(ignore.shape, device=ignore.device) < self.config.language_dropout
+            dropped[:, 0] = False  # [CLS]: every sample keeps a token
+            ignore = ignore | dropped
+        return self.lang_proj(tokens), ignore
 
     def film_part(self, sentence: torch.Tensor, tokens: torch.Tensor | None = None,
                   token_mask: torch.Tensor | None = None) -> torch.Tensor:

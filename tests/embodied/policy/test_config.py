@@ -52,7 +52,8 @@ def test_film_queries_need_language_tokens():
 @pytest.mark.parametrize("bad", [dict(width=30, heads=4), dict(head="mse"), dict(chunk=0), dict(dropout=1.0),
                                  dict(image_channels=()), dict(depth=True), dict(language_tokens=-1),
                                  dict(language_tokens=True), dict(language_tokens=2.0),
-                                 dict(film_queries=-1)])
+                                 dict(film_queries=-1), dict(language_dropout=1.0), dict(language_dropout=-0.1),
+                                 dict(language_tokens=0, film_queries=0, language_dropout=0.2)])
 def test_invalid_config(bad):
     with pytest.raises(ConfigError):
         PolicyConfig(**bad)

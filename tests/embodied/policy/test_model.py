@@ -101,6 +101,20 @@ def test_language_tokens_enter_the_trunk_with_padding_masked(make_policy, make_b
     assert part.shape == (3, 1, 32) and ignore is None  # one pooled sentence token
 
 
+def test_language_dropout_leaves_out_real_tokens_in_training_only(make_policy, make_batch, language):
+    policy, batch = make_policy(language_tokens=8, language_dropout=0.5), make_batch()
+    _, mask = language.tokens(batch["instruction"], 8)
+    padding = torch.from_numpy(~mask)
+    torch.manual_seed(0)
+    _, ignore = trunk_language(policy.train(), batch)
+    dropped = ignore & ~padding
+    assert (ignore >= padding).all()  # padding stays ignored
+    assert dropped.any() and not dropped[:, 0].any()  # real tokens left out, never [CLS]
+    assert 0.2 < dropped.sum() / (~padding)[:, 1:].sum() < 0.8
+    _, ignore = trunk_language(policy.eval(), batch)
+    assert torch.equal(ignore, padding)  # inference reads every token
+
+
 @pytest.mark.parametrize("head", ["l1", "flow"])
 def test_heads_fit_a_fixed_batch(make_policy, make_batch, head):
     policy, batch = make_policy(head=head), make_batch()
