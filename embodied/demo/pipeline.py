@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TypeVar
 
+from embodied.bench.machine import describe
 from embodied.demo.config import STAGES, DemoConfig, DemoError
 from embodied.demo.report import demo_command, write_report
 from embodied.demo.ship import DeployResult, ExportResult, deploy_robot, export_robot
@@ -51,7 +52,7 @@ class DemoResult:
                               ("deploy", self.deploys)):
             for r in results:
                 by_robot[r.robot][kind] = asdict(r)
-        return {"config": self.config.to_dict(), "wall_s": round(self.wall_s, 1),
+        return {"config": self.config.to_dict(), "machine": describe(), "wall_s": round(self.wall_s, 1),
                 "stage_seconds": self.stage_seconds, "reused": self.reused,
                 "train": asdict(self.train) if self.train else None, "robots": by_robot}
 

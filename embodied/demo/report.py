@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import shutil
 import time
@@ -128,7 +127,7 @@ def _markdown(summary: dict[str, Any], root: Path) -> str:
         f"Task `{c['task']}` on {', '.join(c['robots'])}: {c['demos']} simulated demonstrations per robot, one "
         f"`{c['preset']}` policy trained on all of them, evaluated, exported to int8 through the gates and deployed "
         f"to emulated arms under the `{c['fault_profile']}` fault profile. Wall time {summary['wall_s']:.0f} s "
-        f"({when}, {os.cpu_count()} cores, {platform.machine()}{reused}).", "",
+        f"({when}, {summary['machine']['cores']} cores, {summary['machine']['cpu']}{reused}).", "",
         "## Summary", "", markdown_table(summary), "",
         f"Demos: successful expert demonstrations (expert successes / seeds tried). Eval: {c['eval_episodes']} seeded "
         "episodes of the torch checkpoint, 95% Wilson interval. Gate: success of the fp32 and int8 ONNX models on the "

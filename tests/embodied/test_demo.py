@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from embodied.bench.machine import cpu_model
 from embodied.cli.main import build_parser, main
 from embodied.demo import STAGES, DemoConfig, DemoError, demo_command
 from embodied.demo.report import rows
@@ -58,6 +59,7 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, request, capsys
     report = (out / "report.md").read_text()
     (row,) = table_rows(report)
     assert row == rows(summary)[0]  # the report is written from summary.json
+    assert summary["machine"]["cpu"] == cpu_model() and f"cores, {cpu_model()}" in report
     assert row[0] == "so100" and row[1].startswith("3 ") and row[2] == "20"
     assert f"{100 * r['eval']['success_rate']:.1f}%" in row[3] and f"({r['eval']['successes']}/2)" in row[3]
     assert row[6] == f"{d['successes']}/1" and row[8] == str(d["limit_violations"])
