@@ -3,7 +3,10 @@
 `sleep_until` sleeps, then busy-waits the last `spin` seconds: `time.sleep` wakes up late by
 milliseconds on a loaded 2-core machine, which alone breaks a 2 ms period-error budget.
 `retry` repeats a bus action that lost its reply (dropped or late packets are normal on
-cheap servos), and lets the last BridgeError through.
+cheap servos), waiting twice as long after each failure, and lets the last BridgeError
+through. The waits let a transient pass that retrying at once would only hit again: a USB
+adapter's hiccup, a servo rebooting after a brownout, the emulator's thread starved on a
+loaded machine. With the defaults a setup step gives up after about 0.15 s of waiting.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ def sleep_until(deadline: float, spin: float = SPIN_S) -> None:
             time.sleep(deadline - now - spin)
 
 
-def retry(action: Callable[[], T], attempts: int = 5) -> T:
-    """`action()`, asked again after a BridgeError, at most `attempts` times in all."""
+def retry(action: Callable[[], T], attempts: int = 5, backoff: float = 0.01) -> T:
+    """`action()`, asked again after a BridgeError, at most `attempts` times in all; the
+    k-th failure (from 0) is followed by a wait of `backoff * 2**k` [s]."""
     for attempt in range(attempts):
         try:
             return action()
         except BridgeError:
             if attempt == attempts - 1:
                 raise
+            time.sleep(backoff * 2**attempt)
     raise ValueError(f"attempts must be >= 1, found {attempts}")

@@ -34,12 +34,17 @@ from embodied.runtime import PolicyEngine
 from firmware_bridge.bus import ServoBus
 from firmware_bridge.calibration import Calibration
 from firmware_bridge.emulator import EmulatedChain, FaultInjector, InjectedFault, load_profile
-from firmware_bridge.errors import ServoTimeout
+from firmware_bridge.errors import PacketError, ServoTimeout, WrongServo
 from firmware_bridge.link import Timing
 from firmware_bridge.monitor import BlackBox, SafeController
 from firmware_bridge.pacing import retry
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; before mujoco is first imported
+
+# What the link raises when the servos' replies never came through intact: silence, garbage
+# (corrupted bytes, a reply held back past its timeout that arrives during the next request),
+# or another servo's reply. Before the arm moves, each fails the episode, not the run.
+UNANSWERED = (ServoTimeout, PacketError, WrongServo)
 
 
 @dataclass
@@ -139,7 +144,7 @@ def run_emulated_episodes(bundle: str | os.PathLike, task: str, seeds: Sequence[
         timing: reply timeouts of the emulated bus.
         instruction_set: the scenes' phrasings, "train" or "heldout" (with `config.instruction` None).
 
-    An episode whose emulated servos did not answer before the arm moved (connecting,
+    An episode whose emulated servos did not answer intact before the arm moved (connecting,
     checking the bus, enabling torque: reads outside the monitor, which the chain's thread
     misses on a loaded machine or under a fault profile) ends as stopped "setup", failed,
     and the run goes on: it is a deployment that did not start, not a broken configuration.
@@ -164,7 +169,7 @@ def run_emulated_episodes(bundle: str | os.PathLike, task: str, seeds: Sequence[
                                                                    config.instruction or arm.instruction,
                                                                    arm.success, seed, index))
                         result.injected = arm.injector.counts() if arm.injector else {}
-                except (ServoTimeout, PreflightRefused) as e:
+                except (*UNANSWERED, PreflightRefused) as e:
                     if isinstance(e, PreflightRefused) and e.check != "bus":
                         raise
                     result = _unanswered(env, seed, index, e, box)

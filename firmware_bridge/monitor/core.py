@@ -126,7 +126,7 @@ class Monitor:
     def _update(self, findings: dict[Key, Finding], reading: Reading) -> None:
         s, now = self.safety, reading.now
         for key in list(self._seen):
-            if key not in findings:
+            if key not in findings and not self._unseeable(key, reading):
                 del self._seen[key]
         for key, f in findings.items():
             self._seen[key] += 1
@@ -144,12 +144,19 @@ class Monitor:
                 fault.stage, fault.persisted = fault.stage + 1, 0
                 self.log(f.kind, "escalated", f.index, chain[fault.stage], f.value, f.threshold, f.detail, now)
         for key, fault in list(self.faults.items()):
-            if key in findings or (reading.state is None and key[0] not in WITHOUT_STATE):
+            if key in findings or self._unseeable(key, reading):
                 continue
             fault.clear += 1
             if fault.clear >= s.recover_cycles:
                 del self.faults[key]
                 self.log(key[0], "cleared", key[1], "", detail=f"after {now - fault.raised:.3f} s", t=now)
+
+    @staticmethod
+    def _unseeable(key: Key, reading: Reading) -> bool:
+        """Whether this cycle could not have seen `key`'s fault: a lost read shows no state,
+        so it neither clears a raised fault nor breaks a confirmation streak (on a flaky bus
+        a 0.4 s overload would otherwise never persist `confirm_cycles` reads in a row)."""
+        return reading.state is None and key[0] not in WITHOUT_STATE
 
     def _stage_name(self, key: Key) -> str:
         fault = self.faults.get(key)

@@ -24,6 +24,19 @@ def test_retry_asks_again_after_lost_replies_and_gives_up_after_the_last_attempt
         retry(lambda: 1 / 0)
 
 
+def test_retry_waits_twice_as_long_after_each_failure():
+    calls = []
+
+    def silent():
+        calls.append(time.monotonic())
+        raise BridgeError("no reply")
+
+    with pytest.raises(BridgeError):
+        retry(silent, attempts=4, backoff=0.02)
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert len(gaps) == 3 and all(gap >= 0.02 * 2**k for k, gap in enumerate(gaps)), gaps
+
+
 def test_sleep_until_never_returns_early():
     for wait in (0.0, 0.001, 0.004):
         deadline = time.perf_counter() + wait

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from embodied.data.store import EpisodeStore
 from embodied.deploy import DeployConfig
@@ -82,14 +83,18 @@ print("ok")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-def test_servos_silent_before_the_arm_moved_fail_the_episode_not_the_run(bundle, tmp_path):
-    """A bus that never answers (a disconnect from the first physics step): each episode ends
-    as "setup", logged, and the next one still runs."""
+@pytest.mark.parametrize("faults, detail", [
+    ("[[disconnect]]\nstart = 0.0\nend = 600.0\n", "did not answer"),  # silent from the first physics step
+    ("[packets]\ndrop = 0.0\nlatency = 0.0\ncorrupt = 1.0\n", "checksum"),  # every reply garbled
+])
+def test_servos_unanswered_before_the_arm_moved_fail_the_episode_not_the_run(bundle, tmp_path, faults, detail):
+    """A bus whose replies never come through intact: each episode ends as "setup", logged,
+    and the next one still runs."""
     profile = tmp_path / "dead.toml"
-    profile.write_text('name = "dead"\n[[disconnect]]\nstart = 0.0\nend = 600.0\n')
+    profile.write_text('name = "dead"\n' + faults)
     config = DeployConfig(str(bundle), INSTRUCTION, seconds=0.3, blackbox=str(tmp_path / "bb.jsonl"))
     results = run_emulated_episodes(bundle, "lift", [0, 1], str(profile), config=config, timing=TIMING)
     assert [(r.seed, r.stopped, r.success, r.steps) for r in results] == [(0, "setup", False, 0), (1, "setup", False, 0)]
-    assert all("did not answer" in r.detail and r.target == "cube0" and r.manipulated is None for r in results)
+    assert all(detail in r.detail and r.target == "cube0" and r.manipulated is None for r in results), results
     setup = [e for e in read_blackbox(tmp_path / "bb.jsonl") if e["kind"] == "setup"]
     assert [e["what"] for e in setup] == ["failed", "failed"]
