@@ -54,7 +54,9 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, request, capsys
     assert not [p for p in (out / "bundles").iterdir() if p.name.startswith(".")]  # no candidate left behind
     d = r["deploy"]
     assert d["refused"] == "" and d["episodes"] == 1 and d["fault_profile"] == "flaky" and d["scheduler"] == "async"
-    assert d["limit_violations"] == 0 and d["period_error_p99_ms"] is not None and Path(d["blackbox"]).is_file()
+    assert d["limit_violations"] == 0 and Path(d["blackbox"]).is_file()
+    # "setup": the emulated servos missed replies before the arm moved (a loaded machine; see test_eval_policy)
+    assert (d["stopped"] == "setup") == (d["period_error_p99_ms"] is None), d
 
     report = (out / "report.md").read_text()
     (row,) = table_rows(report)
@@ -63,7 +65,8 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, request, capsys
     assert row[0] == "so100" and row[1].startswith("3 ") and row[2] == "20"
     assert f"{100 * r['eval']['success_rate']:.1f}%" in row[3] and f"({r['eval']['successes']}/2)" in row[3]
     assert row[6] == f"{d['successes']}/1" and row[8] == str(d["limit_violations"])
-    assert row[9] == f"{d['period_error_p99_ms']:.1f}" and row[7].startswith(str(sum(d["faults"].values())))
+    p99 = d["period_error_p99_ms"]
+    assert row[9] == ("-" if p99 is None else f"{p99:.1f}") and row[7].startswith(str(sum(d["faults"].values())))
     video = os.path.relpath(r["eval"]["video"], out)
     assert f"]({video})" in report and (out / video).is_file() and "![loss curve](loss.png)" in report
     assert "embodied simgen --robot so100 --task lift --episodes 3" in report and "--gate-task lift" in report
