@@ -168,8 +168,8 @@ def _reading(t: float, load: float | None) -> Reading:
     n = len(HOME)
     loads = np.zeros(n)
     loads[5] = load
-    state = BusState(tuple(range(1, n + 1)), HOME.copy(), np.zeros(n), loads, np.full(n, 12.0), np.full(n, 30.0),
-                     np.zeros(n, dtype=int), ((),) * n, t)
+    state = BusState(tuple(s.id for s in ROBOT.bus.servos), HOME.copy(), np.zeros(n), loads, np.full(n, 7.4),
+                     np.full(n, 30.0), np.zeros(n, np.uint8), ((),) * n, t)
     return Reading(t, state, torque=np.ones(n), command=HOME.copy())
 
 
