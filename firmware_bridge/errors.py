@@ -109,6 +109,12 @@ class ServoTimeout(BridgeError, TimeoutError):
         )
 
 
+# What `Link.request` raises when a request got no intact reply through every retry: silence,
+# only garbage (corrupted bytes, or a reply held back past its timeout that arrived during a
+# later request), or only another servo's reply.
+UNANSWERED = (ServoTimeout, PacketError, WrongServo)
+
+
 class NotConnected(BridgeError, ConnectionError):
     """A bus used before `connect()` or after `disconnect()`."""
 

@@ -34,17 +34,12 @@ from embodied.runtime import PolicyEngine
 from firmware_bridge.bus import ServoBus
 from firmware_bridge.calibration import Calibration
 from firmware_bridge.emulator import EmulatedChain, FaultInjector, InjectedFault, load_profile
-from firmware_bridge.errors import PacketError, ServoTimeout, WrongServo
+from firmware_bridge.errors import UNANSWERED
 from firmware_bridge.link import Timing
 from firmware_bridge.monitor import BlackBox, SafeController
 from firmware_bridge.pacing import retry
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; before mujoco is first imported
-
-# What the link raises when the servos' replies never came through intact: silence, garbage
-# (corrupted bytes, a reply held back past its timeout that arrives during the next request),
-# or another servo's reply. Before the arm moves, each fails the episode, not the run.
-UNANSWERED = (ServoTimeout, PacketError, WrongServo)
 
 
 @dataclass
@@ -169,7 +164,7 @@ def run_emulated_episodes(bundle: str | os.PathLike, task: str, seeds: Sequence[
                                                                    config.instruction or arm.instruction,
                                                                    arm.success, seed, index))
                         result.injected = arm.injector.counts() if arm.injector else {}
-                except (*UNANSWERED, PreflightRefused) as e:
+                except (*UNANSWERED, PreflightRefused) as e:  # before the arm moved: the episode fails, not the run
                     if isinstance(e, PreflightRefused) and e.check != "bus":
                         raise
                     result = _unanswered(env, seed, index, e, box)
