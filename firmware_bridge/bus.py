@@ -170,6 +170,14 @@ class ServoBus:
             self._check(status)
         return statuses
 
+    def state_read_timeout(self, n_servos: int | None = None) -> float:
+        """Reply timeout [s] of one attempt of `read_state` that asks `n_servos` servos (default:
+        all of them; 1: asking one lost reply again): what a lost reply costs a control step."""
+        link = self._connected("time a state read")
+        ids = list(self.ids)[:n_servos or len(self.ids)]
+        return sum(link.timeout(len(self.codec.sync_read(b.address, b.length, ids)), b.length, len(ids))
+                   for b in self._state_blocks)
+
     # --- robot-level -------------------------------------------------------------------
     def read_state(self, give_up_at: float | None = None) -> BusState:
         """Positions, velocities, loads, voltages, temperatures and error bits of every servo:

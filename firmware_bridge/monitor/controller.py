@@ -11,6 +11,7 @@ brownout) is found and re-enabled where it stands.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from firmware_bridge.state import BusState
 from firmware_bridge.tables import Reg
 from robots.spec import RobotSpec
 from robots.safety import SafetySpec
+
+log = logging.getLogger(__name__)
 
 # faults after which the arm holds where it is, not at its last command (it cannot get there)
 HOLD_AT_PRESENT = frozenset({"tracking", "overload", "position_limit", "torque_lost"})
@@ -63,7 +66,11 @@ class RunSummary:
     completed: bool
 
 
-READ_SHARE = 0.4  # of a control tick: the longest a step's reads may take, retries included
+# of a control tick: the longest a step's reads may take, retries included. It must hold a
+# full state read and asking one lost reply again (`SafeController.start` warns when not):
+# 12.9 ms of a 20 ms tick for the vx300s's 7 Dynamixels at 50 Hz and their factory return
+# delay; at 0.4 no lost reply was ever asked again there, and one read in three failed.
+READ_SHARE = 0.65
 
 
 class SafeController:
@@ -116,6 +123,14 @@ class SafeController:
         self.torque_on, self.latched_off = True, False
         self.command = self.bus.read_state().positions.copy()
         self.monitor.log("controller", "start", detail=f"rate {self.rate_hz:g} Hz")
+        needed = self.bus.state_read_timeout() + self.bus.state_read_timeout(1)
+        if self.read_budget is not None and needed > self.read_budget:
+            detail = (f"a state read and asking one lost reply again take up to {1000 * needed:.1f} ms, more than "
+                      f"the {1000 * self.read_budget:.1f} ms a {self.rate_hz:g} Hz step allows for reads: a lost "
+                      "reply costs the step its state. Fix: set the servos' return delay to 0, raise the baud "
+                      "rate, or lower the control rate")
+            log.warning(detail)
+            self.monitor.log("controller", "read budget short", detail=detail)
 
     def resume(self) -> None:
         """Re-enable torque after a latched torque-off, holding where the arm stands."""

@@ -147,6 +147,7 @@ class Monitor:
             if key in findings or self._unseeable(key, reading):
                 continue
             fault.clear += 1
+            fault.persisted = 0  # escalation counts consecutive cycles: a cycle without it ends the run
             if fault.clear >= s.recover_cycles:
                 del self.faults[key]
                 self.log(key[0], "cleared", key[1], "", detail=f"after {now - fault.raised:.3f} s", t=now)

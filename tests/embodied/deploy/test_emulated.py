@@ -33,8 +33,9 @@ def test_emulated_episode_runs_records_and_logs(bundle, tmp_path):
     log = read_blackbox(tmp_path / "bb.jsonl")
     assert log[0]["task"] == "lift" and log[0]["fault_profile"] == "none"
     notes = [(e["kind"], e["what"]) for e in log if e["kind"] in ("deploy", "controller")]
-    assert notes == [("deploy", "episode start"), ("controller", "start"), ("controller", "shutdown"),
-                     ("controller", "at rest"), ("deploy", "episode end")]
+    # TIMING's 20 ms reply margin leaves a 30 Hz step no time to ask a lost reply again: it says so
+    assert notes == [("deploy", "episode start"), ("controller", "start"), ("controller", "read budget short"),
+                     ("controller", "shutdown"), ("controller", "at rest"), ("deploy", "episode end")]
 
     store = EpisodeStore.open(tmp_path / "deploy.zarr")
     ep = store.episode(0)
