@@ -22,10 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", type=int, default=1, help="demonstrations per scene (default 1): each seed's "
                    "scene again with other objects in the instruction's roles (another cube, zone or bin), so "
                    "only the instruction tells the demonstrations apart")
-    p.add_argument("--settle", type=float, default=0.0, help="seconds the expert goes on after success, recorded "
-                   "(default 0: a demonstration ends at success); the episode counts only if the task still "
-                   "holds at the end. 0.5 shows a policy the release and retreat of place and stack; use it for "
-                   "place (a so100/place specialist: 5/50 with it, 0/50 without)")
+    p.add_argument("--settle", type=float, default=None, help="seconds the expert goes on after success, "
+                   "recorded; the episode counts only if the task still holds at the end. Default: the task's "
+                   "own: 0.5 for place (its release and retreat; so100/place specialists placed 5/50 and 5/50 "
+                   "with it, 0/50 and 0/50 without, two seeds), 0 for the others (a demonstration ends at success)")
     p.add_argument("--camera-jitter", type=float, default=0.0, help="in [0, 1] (default 0: robot.toml's poses): "
                    "each episode's scene cameras are moved around the point they look at (distance 0.7-1.8x, "
                    "+-25 deg azimuth, +-12 deg elevation at 1), so the images show the objects at other places "

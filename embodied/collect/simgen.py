@@ -16,7 +16,7 @@ the arm cannot reach or the expert fails in this layout counts as failed and is 
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +40,18 @@ class SimgenConfig:
     first_seed: int = 0
     pace: float = 1.0  # the expert's speed factor; recorded in the store, which holds one pace
     variants: int = 1  # demonstrations per scene, each with other objects in the task's roles
-    settle: float = 0.0  # seconds recorded after success (`sim_scenes.rollout.run_expert`); the store holds one
+    settle: float | None = None  # [s] recorded after success (`run_expert`; None: the task's own); one per store
     camera_jitter: float = 0.0  # scene cameras moved per episode (`sim_scenes.camera.jittered_view`); one per store
 
 
 # How demonstrations were made, as a store records it: store attribute -> config field. A store
-# written before an attribute existed holds the field's default (a field without one, the task,
-# is then unknown and not checked); the CLI flag is --<field> (underscores as dashes). One store
+# written before an attribute existed holds the field's default, or UNRECORDED's (a field without
+# one, the task, is then unknown and not checked); the CLI flag is --<field> (underscores as dashes). One store
 # holds one task: the seeds it holds are skipped when it is extended, whatever task made them.
 DEMONSTRATION_SETTINGS = {"sim_task": "task", "expert_pace": "pace", "expert_settle": "settle",
                           "scene_camera_jitter": "camera_jitter"}
+# what a store made before the setting was recorded holds, where the default is now resolved later
+UNRECORDED = {"settle": 0.0}
 
 
 def _episode(args: tuple["SimgenConfig", int, int]) -> tuple[int, Episode | None]:
@@ -82,6 +84,8 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     from sim_scenes import experts, tasks
     from sim_scenes.errors import InvalidCameraJitter, InvalidPace, InvalidSettle, UnknownVariant
 
+    if cfg.settle is None:
+        cfg = replace(cfg, settle=tasks.get(cfg.task).settle)
     InvalidPace.check(cfg.pace)  # before the store records them
     InvalidSettle.check(cfg.settle)
     InvalidCameraJitter.check(cfg.camera_jitter)
@@ -91,7 +95,7 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
         raise UnknownVariant(f"--variants {cfg.variants}: task {cfg.task!r} has {available} role variants "
                              f"(1 to {available})")
     store = open_robot_store(cfg.out, robot, {c.name: (c.height, c.width) for c in robot.cameras})
-    defaults = {f.name: f.default for f in fields(SimgenConfig)}
+    defaults = {f.name: f.default for f in fields(SimgenConfig)} | UNRECORDED
     for key, name in DEMONSTRATION_SETTINGS.items():
         held, value = store.attrs.get(key, defaults[name]), getattr(cfg, name)
         if store.num_episodes and held is not MISSING and held != value:

@@ -47,6 +47,9 @@ class Task(ABC):
     layout: ClassVar[dict[str, int]]  # prop kind -> count
     target_kind: ClassVar[str] = "cube"  # kind of prop the instruction names as its object
     goal_kind: ClassVar[str | None] = None  # kind of prop it goes to (zone, bin, cube), if any
+    # [s] a recorded demonstration goes on after success (`embodied simgen --settle` overrides): what
+    # the skill still does once the predicate holds, and a policy must see to do it too
+    settle: ClassVar[float] = 0.0
     _builders = {"cube": add_cube, "bin": add_bin, "zone": add_zone}
 
     def __init__(self, robot: RobotSpec):

@@ -11,6 +11,7 @@ class Place(Task):
     name = "place"
     time_limit = 12.0
     goal_kind = "bin"
+    settle = 0.5  # the release and retreat (docs/policy_experiments.md: a specialist never let go without)
     layout = {"bin": 2, "cube": 2}
 
     def success(self, scene: Scene, inst: Instance) -> bool:

@@ -3,6 +3,7 @@
 import av
 import numpy as np
 import pytest
+import zarr
 
 import robots
 from embodied.cli.main import main
@@ -91,14 +92,15 @@ def test_camera_jitter_moves_the_views_of_the_same_demonstration(koch_store, tmp
     assert not (tmp_path / "bad.zarr").exists()
 
 
-def test_settle_records_the_release_and_retreat(tmp_path):
-    """Without --settle a place demonstration ends the step its gripper opens; with 0.5 s it
-    goes on (the same actions up to success), the release and retreat recorded and the cube
-    still in the bin at the end. A store holds one settle time."""
+def test_place_records_its_release_and_retreat_by_default(tmp_path):
+    """A place demonstration goes on 0.5 s after success unless told otherwise (the task's
+    settle time): the same actions up to success, then the release and retreat, the cube still
+    in the bin at the end; with --settle 0 it ends the step its gripper opens. A store holds
+    one settle time, and one made before stores recorded it held 0."""
     short, settled = tmp_path / "a.zarr", tmp_path / "b.zarr"
-    generate(SimgenConfig("so100", "place", 1, short), progress=False)
-    assert main(["simgen", "--robot", "so100", "--task", "place", "--episodes", "1", "--out", str(settled),
-                 "--workers", "1", "--settle", "0.5"]) == 0
+    assert main(["simgen", "--robot", "so100", "--task", "place", "--episodes", "1", "--out", str(short),
+                 "--workers", "1", "--settle", "0"]) == 0
+    generate(SimgenConfig("so100", "place", 1, settled), progress=False)
     a, b = (EpisodeStore.open(p).episode(0) for p in (short, settled))
     extra = round(0.5 * robots.load("so100").control_hz)
     assert b.success and len(b.action) == len(a.action) + extra
@@ -111,7 +113,12 @@ def test_settle_records_the_release_and_retreat(tmp_path):
     assert open_at_end(a) <= 3 and open_at_end(b) >= extra
     assert EpisodeStore.open(settled).attrs["expert_settle"] == 0.5
     with pytest.raises(SchemaMismatch, match="expert_settle 0.5, not 0.0; generate with --settle 0.5"):
-        generate(SimgenConfig("so100", "place", 2, settled), progress=False)
+        generate(SimgenConfig("so100", "place", 2, settled, settle=0.0), progress=False)
+    with pytest.raises(SchemaMismatch, match="expert_settle 0.0, not 0.5; generate with --settle 0.0"):
+        generate(SimgenConfig("so100", "place", 2, short), progress=False)  # made before the default changed
+    del zarr.open_group(str(short), mode="r+").attrs["expert_settle"]  # as before stores recorded it
+    with pytest.raises(SchemaMismatch, match="expert_settle 0.0, not 0.5"):
+        generate(SimgenConfig("so100", "place", 2, short), progress=False)
     assert main(["simgen", "--robot", "so100", "--task", "place", "--episodes", "1", "--out",
                  str(tmp_path / "bad.zarr"), "--settle", "-1"]) == 2
     assert not (tmp_path / "bad.zarr").exists()
