@@ -45,9 +45,10 @@ class SimgenConfig:
 
 
 # How demonstrations were made, as a store records it: store attribute -> config field. A store
-# written before an attribute existed holds the field's default, or UNRECORDED's (a field without
-# one, the task, is then unknown and not checked); the CLI flag is --<field> (underscores as dashes). One store
-# holds one task: the seeds it holds are skipped when it is extended, whatever task made them.
+# written before an attribute existed holds the field's default, or UNRECORDED's (a field
+# without one, the task, is then unknown and not checked); the CLI flag is --<field>
+# (underscores as dashes). One store holds one task: the seeds it holds are skipped when it is
+# extended, whatever task made them.
 DEMONSTRATION_SETTINGS = {"sim_task": "task", "expert_pace": "pace", "expert_settle": "settle",
                           "scene_camera_jitter": "camera_jitter"}
 # what a store made before the setting was recorded holds, where the default is now resolved later
