@@ -121,10 +121,17 @@ class SafeController:
         """Enable torque where the arm stands (goal = present position)."""
         self.bus.torque(True)
         self.torque_on, self.latched_off = True, False
+        first = self.command is None  # not a resume: the read budget is checked once
         self.command = self.bus.read_state().positions.copy()
         self.monitor.log("controller", "start", detail=f"rate {self.rate_hz:g} Hz")
+        if first and self.read_budget is not None:
+            self._check_read_budget()
+
+    def _check_read_budget(self) -> None:
+        """Log `read budget short` when a full state read and asking one lost reply again do
+        not fit in the share of a tick a step may read for."""
         needed = self.bus.state_read_timeout() + self.bus.state_read_timeout(1)
-        if self.read_budget is not None and needed > self.read_budget:
+        if needed > self.read_budget:
             detail = (f"a state read and asking one lost reply again take up to {1000 * needed:.1f} ms, more than "
                       f"the {1000 * self.read_budget:.1f} ms a {self.rate_hz:g} Hz step allows for reads: a lost "
                       "reply costs the step its state. Fix: set the servos' return delay to 0, raise the baud "
