@@ -1,8 +1,10 @@
 """Cameras of a deployment, and the watch that turns a failing one into a fault.
 
     Camera          the protocol: `name`, `read() -> uint8[H, W, 3]` RGB, `close()`
+    GrabbingCamera  frames that arrive in a thread of their own; `read` takes the newest
     OpenCVCamera    a USB / V4L2 camera (or a video file) through OpenCV, an optional extra
-    SimCamera       a camera of a MuJoCo scene, rendered offscreen (emulated deployment)
+    SimCamera       a camera of a MuJoCo scene, rendered offscreen at a frame rate (emulated
+                    deployment)
     FreezeDetector  a camera whose frames stopped changing
     CameraRig       the cameras a bundle needs, read once per control tick and watched
 
@@ -54,14 +56,91 @@ def parse_camera_specs(flags: Sequence[str]) -> dict[str, int | str]:
     return out
 
 
-class OpenCVCamera:
+class GrabbingCamera:
+    """A camera whose frames arrive in a thread of its own, as a real sensor's do.
+
+    `read` returns the newest frame without waiting (the first: up to `timeout` after
+    opening) and fails when none came for longer than `timeout`. A control loop faster than
+    the camera gets the same frame twice, and the loop's tick never pays for capturing or
+    drawing a picture. Subclasses give `_grab`, and may give `_setup` / `_teardown` (run
+    in the grabbing thread: resources that belong to one thread, such as a GL context) and
+    `_convert` (run by `read`, on the newest frame).
+    """
+
+    def __init__(self, name: str, timeout: float):
+        self.name, self.timeout = name, timeout
+        self._cond = threading.Condition()
+        self._frame: Any = None  # newest frame as grabbed
+        self._stamp = time.monotonic()  # when the newest frame arrived [s]
+        self._error: Exception | None = None  # what stopped the grabbing thread
+        self._closed = False
+        self._ready = threading.Event()  # `_setup` has run
+        self._thread = threading.Thread(target=self._run, name=f"camera {self.name}", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:  # opening failed: say so now, not at the first read
+            self._thread.join()
+            raise CameraError(self.name, f"cannot open ({type(self._error).__name__}: {self._error})") from self._error
+
+    def _setup(self) -> None: ...
+
+    def _grab(self) -> Any:
+        """The next frame, or None where none came (tried again 10 ms later)."""
+        raise NotImplementedError
+
+    def _teardown(self) -> None: ...
+
+    def _convert(self, frame: Any) -> np.ndarray:
+        return frame
+
+    def _run(self) -> None:
+        try:
+            self._setup()
+        except Exception as e:  # reported by the constructor
+            self._error = e
+        self._ready.set()
+        try:
+            while self._error is None and not self._closed:
+                frame = self._grab()
+                if frame is None:
+                    time.sleep(0.01)  # unplugged, or a file at its end: try again, without spinning
+                    continue
+                with self._cond:
+                    self._frame, self._stamp = frame, time.monotonic()
+                    self._cond.notify_all()
+        except Exception as e:  # a driver's own error types: reported by the next read
+            with self._cond:
+                self._error = e
+                self._cond.notify_all()
+        finally:
+            self._teardown()
+
+    def read(self) -> np.ndarray:
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self._error is not None, timeout=self.timeout)
+            frame, age, error = self._frame, time.monotonic() - self._stamp, self._error
+        if error is not None:
+            raise CameraError(self.name, f"stopped ({type(error).__name__}: {error})") from error
+        if frame is None:
+            raise CameraError(self.name, f"no frame within {self.timeout:g} s of opening")
+        if age > self.timeout:
+            raise CameraError(self.name, f"no new frame for {age:.2f} s (timeout {self.timeout:g} s): unplugged or "
+                                         "stalled")
+        return self._convert(frame)
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join()
+
+
+class OpenCVCamera(GrabbingCamera):
     """A camera through OpenCV (`cv2.VideoCapture` by index or path), frames resized to
     `size` = (height, width) [px], RGB.
 
-    A background thread grabs continuously and `read` returns the newest frame without
-    waiting: OpenCV queues frames, and reading on demand at a control rate slower than the
-    camera's returns pictures several ticks old. A camera slower than the control rate gives
-    the same frame twice, which a real sensor's noise tells apart from a freeze.
+    Grabbed continuously (`GrabbingCamera`): OpenCV queues frames, and reading on demand at
+    a control rate slower than the camera's returns pictures several ticks old. A camera
+    slower than the control rate gives the same frame twice, which a real sensor's noise
+    tells apart from a freeze.
 
     Args:
         source: device index or path (a video file plays once, as fast as it decodes).
@@ -71,77 +150,66 @@ class OpenCVCamera:
     """
 
     def __init__(self, source: int | str, size: tuple[int, int], name: str = "", timeout: float = 1.0):
-        self.name, self.size, self.timeout = name or str(source), size, timeout
+        name = name or str(source)
         try:
             import cv2
         except ImportError as e:
-            raise CameraError(self.name, f"reading cameras needs OpenCV, which is not installed: {OPENCV_HINT}") from e
-        self._cv2 = cv2
+            raise CameraError(name, f"reading cameras needs OpenCV, which is not installed: {OPENCV_HINT}") from e
+        self._cv2, self.size = cv2, size
         self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
-            raise CameraError(self.name, f"cannot open {source!r}; check the device index or path (ls /dev/video*) "
-                                         "and that no other program holds it")
-        self._cond = threading.Condition()
-        self._frame: np.ndarray | None = None  # newest BGR frame as captured
-        self._stamp = time.monotonic()  # when it arrived (opening time before the first) [s]
-        self._closed = False
-        self._thread = threading.Thread(target=self._grab, name=f"camera {self.name}", daemon=True)
-        self._thread.start()
+            raise CameraError(name, f"cannot open {source!r}; check the device index or path (ls /dev/video*) "
+                                    "and that no other program holds it")
+        super().__init__(name, timeout)
 
-    def _grab(self) -> None:
-        while not self._closed:
-            ok, frame = self.capture.read()
-            with self._cond:
-                if ok:
-                    self._frame, self._stamp = frame, time.monotonic()
-                    self._cond.notify_all()
-            if not ok:
-                time.sleep(0.01)  # unplugged, or a file at its end: try again, without spinning
+    def _grab(self) -> np.ndarray | None:
+        ok, frame = self.capture.read()  # BGR
+        return frame if ok else None
 
-    def read(self) -> np.ndarray:
-        with self._cond:
-            if self._frame is None:
-                self._cond.wait_for(lambda: self._frame is not None, timeout=self.timeout)
-            frame, age = self._frame, time.monotonic() - self._stamp
-        if frame is None:
-            raise CameraError(self.name, f"no frame within {self.timeout:g} s of opening")
-        if age > self.timeout:
-            raise CameraError(self.name, f"no new frame for {age:.2f} s (timeout {self.timeout:g} s): unplugged or "
-                                         "stalled")
+    def _teardown(self) -> None:
+        self.capture.release()
+
+    def _convert(self, frame: np.ndarray) -> np.ndarray:
         h, w = self.size
         if frame.shape[:2] != (h, w):
             frame = self._cv2.resize(frame, (w, h), interpolation=self._cv2.INTER_AREA)
         return np.ascontiguousarray(frame[:, :, ::-1])
 
-    def close(self) -> None:
-        self._closed = True
-        self._thread.join()
-        self.capture.release()
 
+class SimCamera(GrabbingCamera):
+    """A camera of a MuJoCo scene, rendered offscreen at `size` = (height, width) [px] and
+    `fps` frames per second.
 
-class SimCamera:
-    """A camera of a MuJoCo scene, rendered offscreen at `size` = (height, width) [px].
-
-    The emulated servo chain steps the same scene in its own thread, so the scene is copied
-    for rendering under that chain's `lock`; the picture itself is drawn outside it. Create
-    and read it in one thread (an EGL context belongs to the thread that made it).
+    Drawn in the camera's own thread, like a real camera's frames (`GrabbingCamera`): a
+    rehearsal whose control thread rendered every tick spent most of a 50 Hz tick drawing
+    two pictures on a CPU, which a deployment with real cameras never does. The emulated
+    servo chain steps the same scene in its own thread, so the scene is copied for
+    rendering under that chain's `lock`; the picture itself is drawn outside it.
     """
 
     noiseless = True
 
-    def __init__(self, scene: Any, name: str, size: tuple[int, int], lock: Any):
+    def __init__(self, scene: Any, name: str, size: tuple[int, int], lock: Any, fps: float = 30.0,
+                 timeout: float = 1.0):
+        self.scene, self.size, self.lock, self.period = scene, size, lock, 1.0 / fps
+        self._next = time.monotonic()
+        super().__init__(name, timeout)
+
+    def _setup(self) -> None:
         import mujoco
 
-        self.name, self.scene, self.lock = name, scene, lock
-        self._renderer = mujoco.Renderer(scene.model, *size)
+        self._renderer = mujoco.Renderer(self.scene.model, *self.size)  # its GL context belongs to this thread
 
-    def read(self) -> np.ndarray:
+    def _grab(self) -> np.ndarray:
+        time.sleep(max(0.0, self._next - time.monotonic()))
+        self._next = max(self._next + self.period, time.monotonic())
         with self.lock:
             self._renderer.update_scene(self.scene.data, self.name)
         return self._renderer.render()
 
-    def close(self) -> None:
-        self._renderer.close()
+    def _teardown(self) -> None:
+        if hasattr(self, "_renderer"):
+            self._renderer.close()
 
 
 def sim_cameras(scene: Any, lock: Any) -> dict[str, SimCamera]:

@@ -1,14 +1,15 @@
-"""Camera specs, freeze detection, the camera rig's faults, OpenCV cameras (when installed)."""
+"""Camera specs, freeze detection, the camera rig's faults, rendered cameras, OpenCV cameras (when installed)."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from embodied.deploy import CameraError, CameraRig, DeployError, FreezeDetector, OpenCVCamera, parse_camera_specs
+from embodied.deploy import CameraError, CameraRig, DeployError, FreezeDetector, OpenCVCamera, SimCamera, parse_camera_specs
 
 
 def test_camera_specs():
@@ -65,6 +66,41 @@ def test_camera_rig_faults():
     frozen.read(pose), frozen.read(pose)
     with pytest.raises(CameraError, match="froze: the same frame 3 times"):
         frozen.read(pose)
+
+
+def test_sim_camera_draws_in_its_own_thread_and_reports_a_stall():
+    """A rendered camera behaves as a real one: `read` hands over the newest frame without
+    drawing, the picture follows the scene, and a scene it cannot draw is a stalled camera."""
+    import mujoco
+
+    from sim_scenes.env import worker_env
+
+    env = worker_env("lift", "so100", images=False)
+    env.reset(seed=0)
+    scene, lock, spec = env.scene, threading.Lock(), env.scene.robot.cameras[0]
+    cam = SimCamera(scene, spec.name, (spec.height, spec.width), lock, fps=50, timeout=0.3)
+    try:
+        first = cam.read()
+        assert first.shape == (spec.height, spec.width, 3) and first.dtype == np.uint8
+        with lock:  # the emulated chain's thread holds the scene: nothing can be drawn
+            started = time.monotonic()
+            assert np.array_equal(cam.read(), first)
+            assert time.monotonic() - started < 0.1  # the newest frame, not a new drawing
+            scene.reset_robot(scene.arm_q() + 0.4)
+            mujoco.mj_forward(scene.model, scene.data)
+            time.sleep(0.4)
+            with pytest.raises(CameraError, match="no new frame for"):
+                cam.read()
+        time.sleep(0.1)
+        assert not np.array_equal(cam.read(), first)  # drawn again, with the arm moved
+    finally:
+        cam.close()
+    broken = SimCamera(scene, "nowhere", (8, 8), lock)
+    try:
+        with pytest.raises(CameraError, match="camera 'nowhere': stopped"):
+            broken.read()
+    finally:
+        broken.close()
 
 
 def test_opencv_missing_names_the_package(monkeypatch):
