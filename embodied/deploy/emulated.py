@@ -2,8 +2,9 @@
 
 The same `Deployment.run_episode` that drives hardware talks the real wire protocol to an
 emulated servo chain on a pseudo-terminal (`firmware_bridge.emulator`), whose plant is the
-task scene (`embodied.sim_plant`); the cameras are that scene rendered offscreen, and the
-task's success predicate ends an episode. A fault profile makes the chain misbehave.
+task scene (`embodied.sim_plant`); the cameras are that scene rendered offscreen, each in a
+thread of its own at 30 frames per second as a real camera delivers frames (`SimCamera`), and
+the task's success predicate ends an episode. A fault profile makes the chain misbehave.
 
 An episode is reproducible from its seed: the seed places the scene (`TaskEnv.reset`) and
 seeds the fault profile, so `embodied eval` can run seeded episodes through this path.
