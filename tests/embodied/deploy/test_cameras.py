@@ -1,4 +1,5 @@
-"""Camera specs, freeze detection, the camera rig's faults, rendered cameras, OpenCV cameras (when installed)."""
+"""Camera specs, freeze detection, the camera rig's faults, rendered cameras, OpenCV cameras
+(when installed)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from embodied.deploy import CameraError, CameraRig, DeployError, FreezeDetector, OpenCVCamera, SimCamera, parse_camera_specs
+from embodied.deploy import (CameraError, CameraRig, DeployError, FreezeDetector, OpenCVCamera, SimCamera,
+                             parse_camera_specs)
 
 
 def test_camera_specs():
