@@ -45,13 +45,12 @@ class SimgenConfig:
 
 
 # How demonstrations were made, as a store records it: store attribute -> config field. A store
-# written before an attribute existed holds the field's default, or UNRECORDED's (a field
-# without one, the task, is then unknown and not checked); the CLI flag is --<field>
-# (underscores as dashes). One store holds one task: the seeds it holds are skipped when it is
-# extended, whatever task made them.
+# written before an attribute existed holds the field's default, or UNRECORDED's where the
+# field's default is resolved later (settle: the task's own); a field without either, the task,
+# is then unknown and not checked. The CLI flag is --<field> (underscores as dashes). One store
+# holds one task: the seeds it holds are skipped when it is extended, whatever task made them.
 DEMONSTRATION_SETTINGS = {"sim_task": "task", "expert_pace": "pace", "expert_settle": "settle",
                           "scene_camera_jitter": "camera_jitter"}
-# what a store made before the setting was recorded holds, where the default is now resolved later
 UNRECORDED = {"settle": 0.0}
 
 
@@ -85,13 +84,14 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
     from sim_scenes import experts, tasks
     from sim_scenes.errors import InvalidCameraJitter, InvalidPace, InvalidSettle, UnknownVariant
 
+    task = tasks.get(cfg.task)
     if cfg.settle is None:
-        cfg = replace(cfg, settle=tasks.get(cfg.task).settle)
+        cfg = replace(cfg, settle=task.settle)
     InvalidPace.check(cfg.pace)  # before the store records them
     InvalidSettle.check(cfg.settle)
     InvalidCameraJitter.check(cfg.camera_jitter)
     robot = robots.load(cfg.robot)
-    available = len(tasks.get(cfg.task)(robot).role_variants())
+    available = len(task(robot).role_variants())
     if isinstance(cfg.variants, bool) or not isinstance(cfg.variants, int) or not 1 <= cfg.variants <= available:
         raise UnknownVariant(f"--variants {cfg.variants}: task {cfg.task!r} has {available} role variants "
                              f"(1 to {available})")
