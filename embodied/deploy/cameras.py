@@ -73,14 +73,16 @@ class GrabbingCamera:
         self._frame: Any = None  # newest frame as grabbed
         self._stamp = time.monotonic()  # when the newest frame arrived [s]
         self._error: Exception | None = None  # what stopped the grabbing thread
+        self._open_error: Exception | None = None  # what `_setup` raised
         self._closed = False
         self._ready = threading.Event()  # `_setup` has run
         self._thread = threading.Thread(target=self._run, name=f"camera {self.name}", daemon=True)
         self._thread.start()
         self._ready.wait()
-        if self._error is not None:  # opening failed: say so now, not at the first read
+        if self._open_error is not None:  # opening failed: say so now, not at the first read
             self._thread.join()
-            raise CameraError(self.name, f"cannot open ({type(self._error).__name__}: {self._error})") from self._error
+            error = self._open_error
+            raise CameraError(self.name, f"cannot open ({type(error).__name__}: {error})") from error
 
     def _setup(self) -> None: ...
 
@@ -97,7 +99,7 @@ class GrabbingCamera:
         try:
             self._setup()
         except Exception as e:  # reported by the constructor
-            self._error = e
+            self._open_error = self._error = e
         self._ready.set()
         try:
             while self._error is None and not self._closed:
@@ -198,6 +200,8 @@ class SimCamera(GrabbingCamera):
     def _setup(self) -> None:
         import mujoco
 
+        if mujoco.mj_name2id(self.scene.model, int(mujoco.mjtObj.mjOBJ_CAMERA), self.name) < 0:
+            raise ValueError(f"the scene has no camera {self.name!r}")
         self._renderer = mujoco.Renderer(self.scene.model, *self.size)  # its GL context belongs to this thread
 
     def _grab(self) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 
 from embodied.deploy import (CameraError, CameraRig, DeployError, FreezeDetector, OpenCVCamera, SimCamera,
                              parse_camera_specs)
+from embodied.deploy.cameras import GrabbingCamera
 
 
 def test_camera_specs():
@@ -97,12 +98,34 @@ def test_sim_camera_draws_in_its_own_thread_and_reports_a_stall():
         assert not np.array_equal(cam.read(), first)  # drawn again, with the arm moved
     finally:
         cam.close()
-    broken = SimCamera(scene, "nowhere", (8, 8), lock)
-    try:
-        with pytest.raises(CameraError, match="camera 'nowhere': stopped"):
-            broken.read()
-    finally:
-        broken.close()
+    with pytest.raises(CameraError, match="camera 'nowhere': cannot open .*no camera 'nowhere'"):
+        SimCamera(scene, "nowhere", (8, 8), lock)
+
+
+class Unplugged(GrabbingCamera):
+    """Grabs `good` frames, then its driver raises, as a camera pulled out of its port."""
+
+    def __init__(self, good):
+        self.good = good
+        super().__init__("wrist", timeout=1.0)
+
+    def _grab(self):
+        if self.good == 0:
+            raise OSError("device gone")
+        self.good -= 1
+        return np.zeros((4, 4, 3), np.uint8)
+
+
+def test_a_grabbing_camera_reports_its_driver_error_at_the_next_read_not_at_opening():
+    for good in (0, 1):  # fails at once (still opened: `_setup` succeeded), or after a frame
+        camera = Unplugged(good)
+        try:
+            with pytest.raises(CameraError, match="camera 'wrist': stopped \\(OSError: device gone\\)"):
+                for _ in range(200):  # a frame or two may come first
+                    camera.read()
+                    time.sleep(0.01)
+        finally:
+            camera.close()
 
 
 def test_opencv_missing_names_the_package(monkeypatch):
