@@ -17,6 +17,7 @@ from firmware_bridge.bus import ServoBus
 from firmware_bridge.calibration import Calibration
 from firmware_bridge.emulator import EmulatedChain
 from firmware_bridge.link import Timing
+from firmware_bridge.pacing import retry
 from firmware_bridge.tables import Reg
 
 INSTRUCTION = "pick up the red cube"
@@ -107,8 +108,12 @@ def emulated_arm(name: str) -> Iterator[Arm]:
         with chain.lock:
             for servo in chain.servos:
                 servo.set(Reg.GOAL_POSITION, SENTINEL)
-        with ServoBus(robot.bus, chain.port, TIMING, calibration=Calibration.from_spec(robot)) as bus:
+        bus = ServoBus(robot.bus, chain.port, TIMING, calibration=Calibration.from_spec(robot))
+        retry(bus.connect)  # as a deployment connects: the emulator is a thread of this busy process
+        try:
             yield Arm(robot, chain, bus)
+        finally:
+            bus.disconnect()
 
 
 @pytest.fixture
