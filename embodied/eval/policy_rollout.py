@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -137,10 +137,12 @@ def load_policy(spec: PolicySpec, robot: str) -> RolloutPolicy:
 
 
 def run_policy(env: Any, policy: RolloutPolicy, seed: int, execution: Execution, record: bool = False,
-               instruction_set: str = "train", camera_jitter: float = 0.0) -> PolicyEpisode:
+               instruction_set: str = "train", camera_jitter: float = 0.0,
+               on_step: Callable[[], None] | None = None) -> PolicyEpisode:
     """Reset `env` and `policy` with `seed` and run the policy until success or time out,
     noting which object it manipulated. `camera_jitter` moves the scene cameras away from
-    the robot's poses (`sim_scenes.camera.jittered_view`; the seed's layout stays)."""
+    the robot's poses (`sim_scenes.camera.jittered_view`; the seed's layout stays).
+    `on_step` is called after every control step (a probe reading the scene)."""
     from sim_scenes.grounding import ManipulationWatch
 
     obs, info = env.reset(seed=seed, options={"instruction_set": instruction_set, "camera_jitter": camera_jitter})
@@ -160,6 +162,8 @@ def run_policy(env: Any, policy: RolloutPolicy, seed: int, execution: Execution,
         obs, _, terminated, truncated, info = env.step(executor.next())
         out.steps += 1
         out.manipulated = watch.update()
+        if on_step is not None:
+            on_step()
         if record:
             out.frames.append(env.render())
         out.success = out.success or bool(info["success"])

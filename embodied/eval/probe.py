@@ -6,7 +6,10 @@ the target's offset from the named goal (a task with one: place, push, stack) an
 with grounding keypoints, how far keypoints 0 and 1 are from the target and the goal in each
 camera [px]. "The arm closed 6 cm beside the cube while keypoint 0 was on it within a pixel"
 points at the action pathway; "keypoint 0 was 20 px off" at perception; "the cube left the
-fingers 5 cm before the bin" at the carry.
+fingers 5 cm before the bin" at the carry. Per episode it also records where the grasp was
+tried: the end-effector's offset when the fingers first closed to within a tenth of a cube
+edge of a centred cube's faces ("closed 25 mm above the cube's centre" is a grasp that
+started too high, not one that missed in the plane).
 
     python -m embodied.eval.probe --policy runs/X --robot ur5e --task lift --episodes 8
 
@@ -26,6 +29,8 @@ from embodied.eval.policy_rollout import PolicySpec, load_policy, run_policy
 from embodied.policy.io import ActionChunk, Observation
 from embodied.runtime.chunking import Execution
 
+GRASP_GAP = 1.2  # finger gap [cube edges] below which the fingers are closing on a grasp
+
 
 @dataclass
 class ChunkProbe:
@@ -42,6 +47,32 @@ class ChunkProbe:
     goal_keypoint_px: dict[str, float] = field(default_factory=dict)
 
 
+def ee_offset_mm(env: Any) -> np.ndarray:
+    """The end-effector minus the named target [mm] (world x, y, z)."""
+    scene = env.scene
+    return (scene.data.site(env.robot.ee_site).xpos - scene.body_pos(env.instance.target)) * 1000.0
+
+
+def finger_gap(env: Any) -> float:
+    """The measured finger gap [m] (the gripper joint is each finger's travel)."""
+    g = env.robot.gripper
+    return 2.0 * env.scene.gripper_opening() * abs(g.open - g.closed)
+
+
+class GraspWatch:
+    """Where the end-effector was when the finger gap first fell below GRASP_GAP cube edges
+    (the experts approach at 1.6 and hold a cube at 1.0): `grasp` is {"step", "offset_mm"}
+    from the named target, or None while the fingers have not closed that far."""
+
+    def __init__(self, env: Any):
+        self.env, self.steps, self.grasp = env, 0, None
+
+    def update(self) -> None:
+        self.steps += 1
+        if self.grasp is None and finger_gap(self.env) < GRASP_GAP * self.env.robot.workspace.object_size:
+            self.grasp = {"step": self.steps, "offset_mm": np.round(ee_offset_mm(self.env), 1).tolist()}
+
+
 class ProbedPolicy:
     """A torch rollout policy that records a `ChunkProbe` before each chunk it returns."""
 
@@ -56,7 +87,7 @@ class ProbedPolicy:
     def act(self, obs: Observation) -> ActionChunk:
         env, scene = self.env, self.env.scene
         target, goal = scene.body_pos(env.instance.target), env.instance.goal
-        offset = (scene.data.site(env.robot.ee_site).xpos - target) * 1000.0
+        offset = ee_offset_mm(env)
         to_goal = [] if goal is None else np.round((target - scene.body_pos(goal)) * 1000.0, 1).tolist()
         errors = self._keypoint_errors(obs)
         self.probes.append(ChunkProbe(np.round(offset, 1).tolist(), round(scene.gripper_opening(), 3), to_goal,
@@ -81,12 +112,13 @@ class ProbedPolicy:
 
 
 def probe_episode(policy: Any, env: Any, seed: int, execution: Execution = Execution()) -> dict[str, Any]:
-    """Run one seeded episode of the torch rollout `policy` in `env`, recording each chunk."""
-    probed = ProbedPolicy(policy, env)
-    episode = run_policy(env, probed, seed, execution)
+    """Run one seeded episode of the torch rollout `policy` in `env`, recording each chunk and
+    where the grasp was tried (`GraspWatch`)."""
+    probed, grasp = ProbedPolicy(policy, env), GraspWatch(env)
+    episode = run_policy(env, probed, seed, execution, on_step=grasp.update)
     xy = [float(np.hypot(*p.offset_mm[:2])) for p in probed.probes]
     return {"seed": seed, "success": episode.success, "target": episode.target, "manipulated": episode.manipulated,
-            "closest_xy_mm": round(min(xy), 1), "chunks": [vars(p) for p in probed.probes]}
+            "closest_xy_mm": round(min(xy), 1), "grasp": grasp.grasp, "chunks": [vars(p) for p in probed.probes]}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
