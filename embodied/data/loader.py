@@ -7,8 +7,9 @@ A sample (index = one frame of one source) is::
     state        float32[n]            observation.state at frame t (normalized)
     images       {camera: uint8[h, w, 3]}
     cameras      list[str]             this robot's cameras, in store order
-    actions      float32[H, m]         action chunk t .. t+H-1 (normalized); past the episode
-                                       end the last action is repeated ...
+    actions      float32[H, m]         action chunk t .. t+H-1 (normalized; with relative_actions
+                                       the joint targets minus the joint positions at t); past
+                                       the episode end the last action is repeated ...
     action_valid bool[H]               ... and marked False here
     source, episode, frame             int: dataset index, episode index, frame in episode
     index                              int: the sample's index in this dataset
@@ -38,6 +39,7 @@ import torch
 from embodied.data.episode import ACTION, IMAGE_PREFIX, ROLE_PIXELS_PREFIX, STATE
 from embodied.data.transforms import MODES, Compose, ImageAugment, Normalize, NormStats, Transform, Unnormalize
 from embodied.errors import DataError, SchemaMismatch
+from embodied.policy.io import relative_to_state
 
 DEFAULT_CHUNK = 64  # frames per image read for sources that do not say their chunking
 
@@ -113,11 +115,15 @@ class PooledDataset(torch.utils.data.Dataset):
             False is grounding data: its samples' `action_valid` is all False (no action
             loss), so only their images and role-pixel labels train; normalization statistics
             come from the imitated sources alone.
+        relative_actions: the chunks' joint targets are relative to the frame's joint positions
+            (`embodied.policy.io.relative_to_state`), and the action statistics are those of
+            such chunks (every valid step of every frame's chunk), not of single frames.
     """
 
     def __init__(self, sources: Sequence[Any], horizon: int = 16, normalization: str = "mean_std",
                  augment: ImageAugment | None = None, transforms: Sequence[Transform] = (),
-                 cache_mb: float = 64.0, seed: int = 0, imitate: Sequence[bool] | None = None):
+                 cache_mb: float = 64.0, seed: int = 0, imitate: Sequence[bool] | None = None,
+                 relative_actions: bool = False):
         if not sources:
             raise DataError("PooledDataset needs at least one source")
         self.imitate = [True] * len(sources) if imitate is None else [bool(x) for x in imitate]
@@ -129,6 +135,7 @@ class PooledDataset(torch.utils.data.Dataset):
             raise DataError(f"unknown normalization {normalization!r}; use one of {MODES}")
         self.sources, self.horizon, self.normalization = list(sources), int(horizon), normalization
         self.seed, self.cache_mb = int(seed), float(cache_mb)
+        self.relative_actions = bool(relative_actions)
         self._cols = [_Columns(s) for s in self.sources]
         sizes = [c.num_frames for c in self._cols]
         if min(sizes) == 0:
@@ -147,6 +154,7 @@ class PooledDataset(torch.utils.data.Dataset):
         for robot, cols in zip(self.robots, self._cols):
             out = self.input_transform({"robot": robot, "state": cols.state, "actions": cols.action})
             cols.state_n, cols.action_n = (np.ascontiguousarray(out[k], np.float32) for k in ("state", "actions"))
+        self._normalize_actions = Normalize(self.norm_stats, normalization, ("actions",))
         self.transform = Compose((augment, *transforms) if augment is not None else tuple(transforms))
         self._tasks: list[dict[int, str]] = [{} for _ in self.sources]
         self._cache: ChunkCache | None = None
@@ -183,16 +191,41 @@ class PooledDataset(torch.utils.data.Dataset):
         for robot, parts in per_robot.items():
             try:
                 out[robot] = {"state": NormStats.merge([NormStats.from_dict(p[STATE]) for p in parts]),
-                              "actions": NormStats.merge([NormStats.from_dict(p[ACTION]) for p in parts])}
+                              "actions": (self._relative_chunk_stats(robot) if self.relative_actions else
+                                          NormStats.merge([NormStats.from_dict(p[ACTION]) for p in parts]))}
             except KeyError as e:
                 raise DataError(f"robot {robot}: a source has no {e} statistics") from e
             except SchemaMismatch as e:
                 raise SchemaMismatch(f"robot {robot}: {e}") from e
         return out
 
+    def _relative_chunk_stats(self, robot: str) -> NormStats:
+        """Statistics of the relative chunks the robot's imitated sources give: every step k < H
+        of every frame's chunk that lies inside its episode."""
+        steps = []
+        for cols, src_robot, imitated in zip(self._cols, self.robots, self.imitate):
+            if src_robot != robot or not imitated:
+                continue
+            frames = np.arange(cols.num_frames)
+            end = np.repeat(cols.ends, np.diff(np.concatenate([[0], cols.ends])))  # episode end of each frame
+            for k in range(self.horizon):
+                t = frames[frames + k < end]
+                steps.append(relative_to_state(cols.action[t + k][:, None], cols.state[t])[:, 0])
+        x = np.concatenate(steps).astype(np.float64)
+        return NormStats(*(np.asarray(v, np.float32) for v in
+                           (x.mean(0), x.std(0), np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0))),
+                         count=len(x))
+
     def output_transform(self) -> Transform:
-        """Policy output (normalized `actions` with `robot`) -> robot units."""
-        return Unnormalize(self.norm_stats, self.normalization)
+        """Policy output (normalized `actions` with `robot`, and the `state` in robot units the
+        chunk started from) -> robot units."""
+        unnormalize = Unnormalize(self.norm_stats, self.normalization)
+        if not self.relative_actions:
+            return unnormalize
+
+        def absolute(sample: dict[str, Any]) -> dict[str, Any]:
+            return {**sample, "actions": relative_to_state(sample["actions"], sample["state"], inverse=True)}
+        return Compose((unnormalize, absolute))
 
     # --- reading -----------------------------------------------------------------------
     def _task(self, s: int, episode: int) -> str:
@@ -239,14 +272,21 @@ class PooledDataset(torch.utils.data.Dataset):
         ep = bisect.bisect_right(cols.ends_list, f)
         start, end = cols.starts_list[ep], cols.ends_list[ep]
         steps = np.arange(f, f + self.horizon)
-        state, action = (cols.state_n, cols.action_n) if normalized else (cols.state, cols.action)
+        chunk = np.minimum(steps, end - 1)
+        state = cols.state_n if normalized else cols.state
+        if self.relative_actions:
+            actions = relative_to_state(cols.action[chunk], cols.state[f])
+            if normalized:
+                actions = self._normalize_actions({"robot": self.robots[s], "actions": actions})["actions"]
+        else:
+            actions = (cols.action_n if normalized else cols.action)[chunk]
         return {
             "robot": self.robots[s],
             "instruction": self._task(s, ep),
             "state": state[f],
             "images": {cam: self._image(s, cam, f) for cam in self.cameras[s]},
             "cameras": self.cameras[s],
-            "actions": action[np.minimum(steps, end - 1)],
+            "actions": actions,
             "action_valid": (steps < end) & self.imitate[s],
             **({"role_pixels": {cam: xy[f] for cam, xy in cols.role_pixels.items()}} if cols.role_pixels else {}),
             "source": s, "episode": ep, "frame": f - start, "index": int(index),

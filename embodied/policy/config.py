@@ -86,6 +86,10 @@ class PolicyConfig:
             grounded target and goal) are in each of its cameras, next to the proprioception,
             so the action pathway sees the named objects' image positions as directly as the
             privileged-state oracle sees their poses (README). Needs grounding_weight > 0.
+        relative_actions: the head predicts each chunk's joint targets relative to the joint
+            positions the chunk starts from (openpi's delta actions; the gripper command stays
+            absolute), normalized with the statistics of such chunks; `act` and the exported
+            runtime add the observed positions back. False: absolute joint targets.
         head: "l1" (regression) or "flow" (rectified flow matching).
         flow_width, flow_depth: width and residual blocks of the flow head's velocity network.
         flow_steps: Euler steps from noise to actions at inference.
@@ -110,6 +114,7 @@ class PolicyConfig:
     language_dropout: float = 0.0
     grounding_weight: float = 0.0
     grounded_state: bool = False
+    relative_actions: bool = False
     head: str = "l1"
     flow_width: int = 128
     flow_depth: int = 2

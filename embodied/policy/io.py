@@ -67,3 +67,23 @@ class ActionChunk:
     @property
     def dim(self) -> int:
         return self.actions.shape[1]
+
+
+def relative_to_state(actions: np.ndarray, state: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """Joint targets relative to the joint positions of `state` (openpi's delta actions), or,
+    with `inverse`, relative targets back to absolute ones.
+
+    Every RobotSpec lays both vectors out as joints, then the gripper: the first m - 1 action
+    dimensions are joint targets and the first m - 1 state dimensions the same joints'
+    positions; the gripper command (the last action dimension, in [0, 1]) stays absolute.
+    Broadcasts over leading dimensions: actions float32[..., H, m], state float32[..., n].
+    """
+    actions = np.array(actions, np.float32)  # a copy: the caller's chunk is left as it was
+    state = np.asarray(state, np.float32)
+    joints = actions.shape[-1] - 1
+    if state.shape[-1] < joints:
+        raise InvalidInput(f"relative actions need the state to carry the {joints} joint positions the actions "
+                           f"target; the state has {state.shape[-1]} dimensions")
+    reference = state[..., None, :joints]
+    actions[..., :joints] += reference if inverse else -reference
+    return actions

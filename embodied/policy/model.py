@@ -39,7 +39,7 @@ from embodied.policy.adapters import GROUNDED_PER_CAMERA, Adapters, RobotAdapter
 from embodied.policy.config import PolicyConfig
 from embodied.policy.encoders import ImageEncoder, ImageLayers, LanguageEncoder, TokenAttentionPool
 from embodied.policy.heads import HEADS
-from embodied.policy.io import ActionChunk, Observation
+from embodied.policy.io import ActionChunk, Observation, relative_to_state
 from embodied.policy.normalizer import Normalizer
 from embodied.policy.trunk import Trunk
 
@@ -365,4 +365,7 @@ class VLAPolicy(nn.Module):
             actions = self.predict(self.observation_batch(obs), generator)[0].cpu().numpy()
         finally:
             self.train(was_training)
-        return ActionChunk(self.normalizer.unnormalize_actions(obs.robot, actions))
+        actions = self.normalizer.unnormalize_actions(obs.robot, actions)
+        if self.config.relative_actions:
+            actions = relative_to_state(actions, obs.state, inverse=True)
+        return ActionChunk(actions)

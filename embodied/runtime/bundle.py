@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import robots
+from embodied.policy.io import relative_to_state
 from embodied.runtime.errors import BundleMismatch, CorruptBundle, ObservationRefused
 
 FORMAT = 1
@@ -109,13 +110,16 @@ class Bundle:
             return (2.0 * (state - s["q01"]) / (s["q99"] - s["q01"] + EPS) - 1.0).astype(np.float32)
         return np.asarray(state, np.float32)
 
-    def unnormalize_actions(self, actions: np.ndarray) -> np.ndarray:
-        """Normalized float32[..., m] -> robot units float32[..., m]."""
+    def unnormalize_actions(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Normalized float32[..., H, m] -> robot units float32[..., H, m]; `state` (robot units)
+        is what the chunk started from, which relative joint targets are added to."""
         mode, s = self._stats("actions")
         if mode == "mean_std":
-            return (actions * (s["std"] + EPS) + s["mean"]).astype(np.float32)
-        if mode == "quantile":
-            return ((actions + 1.0) * 0.5 * (s["q99"] - s["q01"] + EPS) + s["q01"]).astype(np.float32)
+            actions = actions * (s["std"] + EPS) + s["mean"]
+        elif mode == "quantile":
+            actions = (actions + 1.0) * 0.5 * (s["q99"] - s["q01"] + EPS) + s["q01"]
+        if self.manifest["normalization"].get("relative_actions", False):
+            actions = relative_to_state(actions, state, inverse=True)
         return np.asarray(actions, np.float32)
 
 

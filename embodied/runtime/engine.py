@@ -105,7 +105,7 @@ class PolicyEngine:
         t0 = time.perf_counter()
         out = self.session.run(None, feed)[0]
         self._latency_ms.append(1e3 * (time.perf_counter() - t0))
-        return ActionChunk(self.bundle.unnormalize_actions(out[0]))
+        return ActionChunk(self.bundle.unnormalize_actions(out[0], obs.state))
 
     def reset(self) -> None:
         """Start a new episode: restart the noise generator and the latency record."""

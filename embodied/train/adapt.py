@@ -36,7 +36,7 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
     check_sources(sources, only_robot=robot)
     policy = load_checkpoint(base, language=LanguageEncoder(cache_dir=cfg.cache_dir))
     dataset = build_dataset(sources, policy.config.chunk, policy.normalizer.mode, augments(cfg, policy.config), cfg.seed,
-                            cfg.state_noise)
+                            cfg.state_noise, relative_actions=policy.config.relative_actions)
     spec = robots.load(robot)
     torch.manual_seed(cfg.seed)
     adapter = policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras],

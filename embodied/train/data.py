@@ -107,10 +107,11 @@ def augments(cfg: TrainConfig, policy: PolicyConfig) -> bool:
 
 
 def build_dataset(sources: Sequence[Any], horizon: int, normalization: str = "mean_std", augment: bool = True,
-                  seed: int = 0, state_noise: float = 0.0, imitate: Sequence[bool] | None = None) -> PooledDataset:
+                  seed: int = 0, state_noise: float = 0.0, imitate: Sequence[bool] | None = None,
+                  relative_actions: bool = False) -> PooledDataset:
     """PooledDataset over checked sources; images resized to the most common resolution when
     robots differ; `state_noise` > 0 adds `StateNoise` of that std (normalized units);
-    `imitate` as in `PooledDataset`."""
+    `imitate` and `relative_actions` as in `PooledDataset`."""
     sizes = Counter(hw for s in sources for hw in s.cameras.values())
     transforms: list[Any] = [StateNoise(state_noise)] if state_noise else []
     if len(sizes) > 1:
@@ -118,7 +119,7 @@ def build_dataset(sources: Sequence[Any], horizon: int, normalization: str = "me
         transforms.append(ResizeImages(h, w))
     return PooledDataset(sources, horizon=horizon, normalization=normalization,
                          augment=ImageAugment() if augment else None, transforms=transforms, seed=seed,
-                         imitate=imitate)
+                         imitate=imitate, relative_actions=relative_actions)
 
 
 class _Batches(torch.utils.data.Sampler):

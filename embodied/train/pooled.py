@@ -95,7 +95,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     if state is not None:
         config = PolicyConfig.from_dict(json.loads((checkpoint_dir(run, LAST) / POLICY_CONFIG).read_text()))
     dataset = build_dataset(sources, config.chunk, normalization, augments(cfg, config), cfg.seed, cfg.state_noise,
-                            imitate)
+                            imitate, config.relative_actions)
     language = LanguageEncoder(cache_dir=cfg.cache_dir)
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     policy = VLAPolicy.for_robots(config, robot_names, language, Normalizer(dataset.norm_stats, normalization))

@@ -94,6 +94,18 @@ def test_fp32_matches_torch_in_robot_units(exported):
         assert relative_error(got, want) < 1e-4
 
 
+def test_relative_actions_get_the_observed_joint_positions_back_in_torch_and_onnx(tmp_path, language):
+    absolute, relative = tiny_policy(language), tiny_policy(language, relative_actions=True)  # the same weights
+    m = export_policy(relative, "so100", tmp_path / "b", INSTRUCTIONS, heldout=4)
+    assert m["normalization"]["relative_actions"] is True
+    engine = PolicyEngine(tmp_path / "b", allow_missing_cameras=True)
+    for obs in observations(3):
+        want = absolute.act(obs).actions.copy()
+        want[:, :5] += obs.state[:5]  # five joint targets relative to the state, the gripper (last) absolute
+        np.testing.assert_allclose(relative.act(obs).actions, want, rtol=1e-5, atol=1e-5)
+        assert relative_error(engine.infer(obs).actions, want) < 1e-4
+
+
 def test_int8_within_bound_on_new_heldout_inputs(exported):
     _, bundle = exported
     b = load_bundle(bundle)

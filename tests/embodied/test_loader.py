@@ -84,6 +84,25 @@ def test_normalization_round_trip(stores, mode):
         np.testing.assert_allclose(acts.std(0), 1, atol=1e-3)
 
 
+@pytest.mark.parametrize("mode", ["mean_std", "quantile"])
+def test_relative_actions_are_joint_targets_minus_the_chunk_start_state(stores, mode):
+    a, b = stores
+    absolute = PooledDataset([a, b], horizon=H, normalization="none")
+    relative_raw = PooledDataset([a, b], horizon=H, normalization="none", relative_actions=True)
+    relative = PooledDataset([a, b], horizon=H, normalization=mode, relative_actions=True)
+    for i in (0, 6, 11, 25, len(absolute) - 1):  # so100 (6 dims) and panda (8), chunks padded at episode ends
+        x, r = absolute.raw(i), relative_raw[i]
+        joints = x["actions"].shape[1] - 1
+        np.testing.assert_allclose(r["actions"][:, :joints], x["actions"][:, :joints] - x["state"][:joints], atol=1e-5)
+        np.testing.assert_array_equal(r["actions"][:, joints], x["actions"][:, joints])  # the gripper stays absolute
+        back = relative.output_transform()({**relative[i], "state": x["state"]})
+        np.testing.assert_allclose(back["actions"], x["actions"], rtol=1e-5, atol=1e-3)
+    if mode == "mean_std":  # the statistics are those of relative chunks: every valid step, not single frames
+        steps = np.concatenate([relative[i]["actions"][relative[i]["action_valid"]] for i in range(21)])
+        np.testing.assert_allclose(steps.mean(0), 0, atol=1e-3)
+        np.testing.assert_allclose(steps.std(0), 1, atol=1e-3)
+
+
 def test_mixed_robot_batch_has_dimension_and_camera_masks(stores):
     a, b = stores
     ds = PooledDataset([a, b], horizon=H)
