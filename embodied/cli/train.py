@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", dest="resume", action="store_true", default=None, help="require a checkpoint to resume")
     resume.add_argument("--no-resume", dest="resume", action="store_false", help="refuse a run folder with a checkpoint")
-    add_training_options(p, steps=2000, lr=3e-4)
+    add_training_options(p, steps=2000, lr=1e-3)
     p.set_defaults(run=run)
 
 
