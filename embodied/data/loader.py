@@ -207,7 +207,7 @@ class PooledDataset(torch.utils.data.Dataset):
             if src_robot != robot or not imitated:
                 continue
             frames = np.arange(cols.num_frames)
-            end = np.repeat(cols.ends, np.diff(np.concatenate([[0], cols.ends])))  # episode end of each frame
+            end = np.repeat(cols.ends, cols.ends - cols.starts)  # episode end of each frame
             for k in range(self.horizon):
                 t = frames[frames + k < end]
                 steps.append(relative_to_state(cols.action[t + k][:, None], cols.state[t])[:, 0])
