@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from embodied.errors import ConfigError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a trained policy in simulation (seeded, parallel; JSON out)")
@@ -17,13 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--bundle", help="export bundle folder (bundles/R), run with ONNX Runtime, 1 thread per worker")
     p.add_argument("--precision", choices=["auto", "int8", "fp32"], default="auto",
                    help="bundle model to run (default auto: int8 when the bundle has it)")
-    p.add_argument("--robot", required=True)
-    p.add_argument("--task", required=True)
+    p.add_argument("--robot", nargs="+", metavar="R", help="the robot (with --suite: only these robots' pairs)")
+    p.add_argument("--task", nargs="+", metavar="T", help="the task (with --suite: only these tasks' pairs)")
+    p.add_argument("--suite", action="store_true",
+                   help="every robot x task the run (--policy) was trained on, summed in one table "
+                        "(RUN/eval/suite_*.json); pair reports already written for the same weights are reused")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--video", metavar="DIR", help="write mp4s of the first episodes here")
     p.add_argument("--videos", type=int, default=2, help="how many episodes get a video (default 2)")
-    p.add_argument("--instructions", choices=["train", "heldout"], default="train")
+    p.add_argument("--instructions", nargs="+", choices=["train", "heldout"], default=["train"],
+                   help="instruction phrasings (default train; with --suite, both: `train heldout` adds the "
+                        "held-out drop)")
     p.add_argument("--seed0", type=int, help="first episode seed (default 100000, away from demo seeds)")
     p.add_argument("--execute", type=int, default=0, help="actions run open loop per chunk (default 0: whole chunk)")
     p.add_argument("--ensemble", action="store_true", help="query every step and temporally ensemble the chunks")
@@ -45,22 +52,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_out(args: argparse.Namespace, report: dict) -> Path:
-    jitter = f"_camjitter{args.camera_jitter:g}" if args.camera_jitter else ""
+    from embodied.eval.evaluate import report_path
+
     if args.bundle:
+        jitter = f"_camjitter{args.camera_jitter:g}" if args.camera_jitter else ""
         name = Path(report["policy"]).name
         emulated = f"_emulated-{report['emulated']['fault_profile']}" if args.emulate else ""
         return Path("out/eval") / f"{name}_{report['precision']}_{args.task}_{args.instructions}{emulated}{jitter}.json"
-    ckpt = Path(report["policy"])
-    run = ckpt.parent if ckpt.name == "last" else ckpt
-    return run / "eval" / f"{args.robot}_{args.task}_{args.instructions}{jitter}.json"
+    return report_path(Path(report["policy"]), args.robot, args.task, args.instructions, args.camera_jitter)
+
+
+def _suite(args: argparse.Namespace, seed0: int) -> int:
+    from embodied.eval.suite import SuiteConfig, format_summary, run_suite
+
+    other = [flag for flag, given in (("--bundle", args.bundle), ("--video", args.video), ("--execute", args.execute),
+                                      ("--ensemble", args.ensemble), ("--camera-jitter", args.camera_jitter),
+                                      ("--emulate", args.emulate), ("--out", args.out)) if given]
+    if other:
+        raise ConfigError(f"--suite evaluates a run (--policy) on its pairs' default episodes, whole chunks, into "
+                          f"RUN/eval; drop {', '.join(other)} or evaluate one pair without --suite")
+    summary = run_suite(SuiteConfig(args.policy, tuple(args.instructions), tuple(args.robot or ()),
+                                    tuple(args.task or ()), args.episodes, args.workers, seed0, args.cache))
+    print(format_summary(summary))
+    print(f"saved {summary['out']}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from embodied.eval import EvalConfig, Execution, evaluate
     from embodied.eval.evaluate import DEFAULT_SEED0
 
-    execution = Execution("ensemble" if args.ensemble else "open_loop", args.execute)
     seed0 = DEFAULT_SEED0 if args.seed0 is None else args.seed0
+    if args.suite:
+        return _suite(args, seed0)
+    for flag, values in (("--robot", args.robot), ("--task", args.task), ("--instructions", args.instructions)):
+        if not values or len(values) != 1:
+            raise ConfigError(f"{flag}: give exactly one (several only with --suite)")
+    args.robot, args.task, args.instructions = args.robot[0], args.task[0], args.instructions[0]
+    execution = Execution("ensemble" if args.ensemble else "open_loop", args.execute)
     cfg = EvalConfig(args.bundle or args.policy, args.robot, args.task, args.episodes, args.workers, args.instructions,
                      seed0, args.video, args.videos, execution, args.cache, bundle=args.bundle is not None,
                      precision=args.precision, emulate=args.emulate, fault_profile=args.fault_profile,

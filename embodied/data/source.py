@@ -32,3 +32,10 @@ class FrameSource(Protocol):
     def episode_meta(self, i: int) -> dict[str, Any]: ...  # index, length, success, task, source, seed
 
     def stats(self) -> dict[str, dict[str, list[float]]]: ...  # {"observation.state"|"action": {mean, std, q01, q99, ...}}
+
+
+def sim_task(source: Any) -> str | None:
+    """The simulated task a dataset demonstrates: the attribute `sim_task` that `embodied simgen`
+    records in its store; None for recorded, imported or older data."""
+    task = getattr(source, "attrs", {}).get("sim_task")
+    return str(task) if task else None

@@ -46,6 +46,10 @@ class FirstEpisodes:
         return self.source.robot
 
     @property
+    def attrs(self) -> dict[str, Any]:
+        return getattr(self.source, "attrs", {})
+
+    @property
     def fps(self) -> float:
         return self.source.fps
 

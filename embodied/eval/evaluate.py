@@ -20,6 +20,7 @@ was the one the instruction named (`named_object_rate`, `embodied.eval.stats.gro
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,25 @@ def episode_instructions(robot: str, task: str, seed0: int, episodes: int, instr
     return texts
 
 
+def eval_dir(ckpt: Path) -> Path:
+    """Where a checkpoint's evaluation reports go: RUN/eval for a run's last checkpoint, else
+    CHECKPOINT/eval."""
+    return ckpt.parent / "eval" if ckpt.name == "last" else ckpt / "eval"
+
+
+def report_path(ckpt: Path, robot: str, task: str, instructions: str, camera_jitter: float = 0.0) -> Path:
+    """The report of `embodied eval --policy` for one robot x task, by default."""
+    jitter = f"_camjitter{camera_jitter:g}" if camera_jitter else ""
+    return eval_dir(ckpt) / f"{robot}_{task}_{instructions}{jitter}.json"
+
+
+def weights_sha256(ckpt: Path) -> str:
+    """The checkpoint's weights hash, from its manifest: which weights a report evaluated."""
+    from embodied.train.rundir import MANIFEST
+
+    return json.loads((ckpt / MANIFEST).read_text())["weights_sha256"]
+
+
 def _checkpoint_spec(cfg: EvalConfig, texts: list[str]) -> tuple[str, PolicySpec]:
     """Load the checkpoint once here (fail fast) and embed every instruction into the disk cache."""
     from embodied.policy import LanguageEncoder, load_checkpoint
@@ -203,6 +223,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     lo, hi = wilson_interval(rate.successes, rate.episodes)
     report = {
         "policy": path, "runtime": "onnxruntime" if spec.precision else "torch", "precision": spec.precision or "fp32",
+        "weights_sha256": None if cfg.bundle else weights_sha256(Path(path)),
         "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions, "camera_jitter": cfg.camera_jitter,
         "episodes": rate.episodes, "successes": rate.successes, "success_rate": rate.rate, "ci95": [lo, hi],
         "named_object_rate": grounding(results),

@@ -56,18 +56,19 @@ def _say(cfg: TransferConfig, line: str) -> None:
 def dataset_pairs(data: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     """{dataset: (robot, task)}; the task from the store's `sim_task`."""
     from embodied.data.mixture import open_source
+    from embodied.data.source import sim_task
 
     pairs = {}
     for d in data:
         if not Path(d).exists():
             raise DataError(f"dataset {d} does not exist; generate it with `embodied simgen --out {d} ...`")
         source = open_source(d)
-        task = getattr(source, "attrs", {}).get("sim_task")
+        task = sim_task(source)
         if not task:
             raise DataError(f"dataset {d} does not say which simulated task it demonstrates (`embodied simgen` "
                             "records it as the store attribute sim_task since 2026-12); record it with "
                             f"EpisodeStore.open({str(d)!r}, 'r+').set_attr('sim_task', TASK)")
-        pairs[d] = (source.robot, str(task))
+        pairs[d] = (source.robot, task)
     if len(set(pairs.values())) < len(pairs):
         raise ConfigError("two datasets demonstrate the same robot and task; pass one per pair")
     if len({robot for robot, _ in pairs.values()}) < 2:

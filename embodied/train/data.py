@@ -28,6 +28,7 @@ from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset, _worker_init
 from embodied.data.mixture import load_recipe, open_source
 from embodied.data.sampler import ChunkBatchSampler, UniformBatchSampler
+from embodied.data.source import sim_task
 from embodied.data.subset import FirstEpisodes
 from embodied.data.transforms import ImageAugment, ResizeImages, StateNoise
 from embodied.errors import DataError, SchemaMismatch
@@ -65,6 +66,13 @@ def open_sources(data: Sequence[str] = (), recipe: str | None = None,
     if demos is not None:
         sources[:len(data)] = [FirstEpisodes(s, demos) for s in sources[:len(data)]]
     return TrainingData(sources, None, "mean_std", [True] * len(data) + [False] * len(grounding_data))
+
+
+def sim_pairs(sources: Sequence[Any], imitate: Sequence[bool]) -> list[tuple[str, str]]:
+    """The (robot, simulated task) pairs the imitated datasets demonstrate, once each, in order:
+    what `embodied eval --suite` evaluates. Data without a simulated task adds none."""
+    pairs = ((s.robot, sim_task(s)) for s, imitated in zip(sources, imitate) if imitated)
+    return list(dict.fromkeys((robot, task) for robot, task in pairs if task))
 
 
 def check_sources(sources: Sequence[Any], only_robot: str | None = None) -> list[str]:

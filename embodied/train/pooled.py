@@ -24,7 +24,7 @@ from embodied.policy.checkpoint import CONFIG as POLICY_CONFIG
 from embodied.policy.normalizer import Normalizer
 from embodied.train import distributed
 from embodied.train.config import TrainConfig
-from embodied.train.data import BatchStream, augments, build_dataset, check_sources, open_sources
+from embodied.train.data import BatchStream, augments, build_dataset, check_sources, open_sources, sim_pairs
 from embodied.train.errors import ResumeMismatch
 from embodied.train.features import batch_stream
 from embodied.train.loop import Fit, fit
@@ -115,7 +115,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
     if d.main:
         run.mkdir(parents=True, exist_ok=True)
         (run / CONFIG).write_text(json.dumps({**cfg.to_dict(), "policy": config.to_dict(), "robots": robot_names,
-                                              "frames": len(dataset), "processes": d.world}, indent=2))
+                                              "pairs": sim_pairs(sources, imitate), "frames": len(dataset),
+                                              "processes": d.world}, indent=2))
 
     def save(kind: str, train_state: dict[str, Any]) -> str:
         def write(tmp: Path) -> None:

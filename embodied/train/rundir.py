@@ -1,7 +1,7 @@
 """Run folder layout, crash-safe checkpoint writes and the resumable training state.
 
     runs/X/
-      train_config.json     the TrainConfig of the run
+      train_config.json     the TrainConfig of the run, its robots and (robot, task) pairs
       last/                 policy checkpoint (embodied.policy.checkpoint) + train_state.pt
       best/                 policy checkpoint with the lowest smoothed loss at a save point
       loss.csv, loss.png    loss curves
