@@ -67,11 +67,13 @@ def trained_pairs(ckpt: Path) -> list[tuple[str, str]]:
 
 def _pair(cfg: SuiteConfig, ckpt: Path, sha: str, robot: str, task: str, instructions: str) -> dict[str, Any]:
     out = report_path(ckpt, robot, task, instructions)
-    if out.is_file():
+    try:
         old = json.loads(out.read_text())
-        same = (old.get("weights_sha256"), old["episodes"], old["seed0"], old["execution"], old["camera_jitter"])
-        if same == (sha, cfg.episodes, cfg.seed0, asdict(Execution()), 0.0):
-            return old
+    except (OSError, ValueError):  # none yet, or cut short by a killed suite: run it
+        old = {}
+    same = tuple(old.get(k) for k in ("weights_sha256", "episodes", "seed0", "execution", "camera_jitter"))
+    if same == (sha, cfg.episodes, cfg.seed0, asdict(Execution()), 0.0):
+        return old
     report = evaluate(EvalConfig(str(ckpt), robot, task, cfg.episodes, cfg.workers, instructions, cfg.seed0,
                                  language_cache=cfg.language_cache, progress=cfg.progress))
     out.parent.mkdir(parents=True, exist_ok=True)
