@@ -52,13 +52,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_out(args: argparse.Namespace, report: dict) -> Path:
-    from embodied.eval.evaluate import report_path
+    from embodied.eval.evaluate import jitter_suffix, report_path
 
     if args.bundle:
-        jitter = f"_camjitter{args.camera_jitter:g}" if args.camera_jitter else ""
         name = Path(report["policy"]).name
         emulated = f"_emulated-{report['emulated']['fault_profile']}" if args.emulate else ""
-        return Path("out/eval") / f"{name}_{report['precision']}_{args.task}_{args.instructions}{emulated}{jitter}.json"
+        return Path("out/eval") / (f"{name}_{report['precision']}_{args.task}_{args.instructions}{emulated}"
+                                   f"{jitter_suffix(args.camera_jitter)}.json")
     return report_path(Path(report["policy"]), args.robot, args.task, args.instructions, args.camera_jitter)
 
 

@@ -126,10 +126,14 @@ def eval_dir(ckpt: Path) -> Path:
     return ckpt.parent / "eval" if ckpt.name == "last" else ckpt / "eval"
 
 
+def jitter_suffix(camera_jitter: float) -> str:
+    """The part of a report's file name that says its scene cameras were jittered ("" if not)."""
+    return f"_camjitter{camera_jitter:g}" if camera_jitter else ""
+
+
 def report_path(ckpt: Path, robot: str, task: str, instructions: str, camera_jitter: float = 0.0) -> Path:
     """The report of `embodied eval --policy` for one robot x task, by default."""
-    jitter = f"_camjitter{camera_jitter:g}" if camera_jitter else ""
-    return eval_dir(ckpt) / f"{robot}_{task}_{instructions}{jitter}.json"
+    return eval_dir(ckpt) / f"{robot}_{task}_{instructions}{jitter_suffix(camera_jitter)}.json"
 
 
 def weights_sha256(ckpt: Path) -> str:
@@ -234,4 +238,28 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     }
     if deploy is not None:
         report["emulated"] = deploy
+    return report
+
+
+def evaluate_or_read(cfg: EvalConfig, out: Path, **extra: Any) -> dict[str, Any]:
+    """The report at `out` when it evaluated the same checkpoint weights on the same episodes
+    (robot, task, instructions, seeds, execution, cameras); else `evaluate(cfg)` with `extra`
+    fields added, written to `out`. A report cut short by a killed process is run again.
+    Checkpoints only (a bundle's report carries no weights hash)."""
+    from embodied.train.rundir import resolve_policy
+
+    if cfg.bundle or cfg.emulate:
+        raise ConfigError("evaluate_or_read reuses reports of torch checkpoints; evaluate a bundle with evaluate()")
+    keys = ("weights_sha256", "robot", "task", "instructions", "episodes", "seed0", "execution", "camera_jitter")
+    want = (weights_sha256(resolve_policy(cfg.policy)), cfg.robot, cfg.task, cfg.instructions, cfg.episodes,
+            cfg.seed0, asdict(cfg.execution), cfg.camera_jitter)
+    try:
+        old = json.loads(out.read_text())
+    except (OSError, ValueError):  # none yet, or cut short: run it
+        old = {}
+    if tuple(old.get(k) for k in keys) == want:
+        return old
+    report = evaluate(cfg) | extra
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     return report

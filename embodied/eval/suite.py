@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from embodied.errors import ConfigError
-from embodied.eval.evaluate import DEFAULT_SEED0, EvalConfig, eval_dir, evaluate, report_path, weights_sha256
+from embodied.eval.evaluate import DEFAULT_SEED0, EvalConfig, eval_dir, evaluate_or_read, report_path, weights_sha256
 from embodied.eval.stats import difference_interval, wilson_interval
-from embodied.runtime.chunking import Execution
-
-INSTRUCTION_SETS = ("train", "heldout")
+from sim_scenes.language import INSTRUCTION_SETS
 
 
 @dataclass(frozen=True)
@@ -65,22 +63,6 @@ def trained_pairs(ckpt: Path) -> list[tuple[str, str]]:
     return [(robot, task) for robot, task in pairs]
 
 
-def _pair(cfg: SuiteConfig, ckpt: Path, sha: str, robot: str, task: str, instructions: str) -> dict[str, Any]:
-    out = report_path(ckpt, robot, task, instructions)
-    try:
-        old = json.loads(out.read_text())
-    except (OSError, ValueError):  # none yet, or cut short by a killed suite: run it
-        old = {}
-    same = tuple(old.get(k) for k in ("weights_sha256", "episodes", "seed0", "execution", "camera_jitter"))
-    if same == (sha, cfg.episodes, cfg.seed0, asdict(Execution()), 0.0):
-        return old
-    report = evaluate(EvalConfig(str(ckpt), robot, task, cfg.episodes, cfg.workers, instructions, cfg.seed0,
-                                 language_cache=cfg.language_cache, progress=cfg.progress))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    return report
-
-
 def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     wins, episodes = sum(r["successes"] for r in rows), sum(r["episodes"] for r in rows)
     named, moved = sum(r["named"] for r in rows), sum(r["manipulated"] for r in rows)
@@ -110,16 +92,18 @@ def run_suite(cfg: SuiteConfig) -> dict[str, Any]:
     from embodied.train.rundir import resolve_policy
 
     ckpt = resolve_policy(cfg.policy)
-    pairs = [(r, t) for r, t in trained_pairs(ckpt)
-             if (not cfg.robots or r in cfg.robots) and (not cfg.tasks or t in cfg.tasks)]
+    trained = trained_pairs(ckpt)
+    pairs = [(r, t) for r, t in trained if (not cfg.robots or r in cfg.robots) and (not cfg.tasks or t in cfg.tasks)]
     if not pairs:
         raise ConfigError(f"no pair of {ckpt} is among robots {list(cfg.robots) or 'any'} and tasks "
-                          f"{list(cfg.tasks) or 'any'}; it was trained on {trained_pairs(ckpt)}")
+                          f"{list(cfg.tasks) or 'any'}; it was trained on {trained}")
     sha = weights_sha256(ckpt)
     rows = []
     for instructions in cfg.instructions:
         for robot, task in pairs:
-            report = _pair(cfg, ckpt, sha, robot, task, instructions)
+            report = evaluate_or_read(EvalConfig(str(ckpt), robot, task, cfg.episodes, cfg.workers, instructions,
+                                                 cfg.seed0, language_cache=cfg.language_cache, progress=cfg.progress),
+                                      report_path(ckpt, robot, task, instructions))
             g = report["named_object_rate"]
             rows.append({"robot": robot, "task": task, "instructions": instructions,
                          "successes": report["successes"], "episodes": report["episodes"],

@@ -96,16 +96,13 @@ def _train(cfg: TransferConfig, data: list[str], seed: int, run: Path) -> None:
 
 
 def _evaluate(cfg: TransferConfig, run: Path, robot: str, task: str) -> SuccessRate:
-    from embodied.eval import EvalConfig, evaluate
+    """Evaluated once per checkpoint: a run trained on to more steps has new weights, so it is
+    evaluated again."""
+    from embodied.eval.evaluate import EvalConfig, evaluate_or_read
 
-    out = run / "eval" / f"{robot}_{task}_transfer.json"
-    report = json.loads(out.read_text()) if out.is_file() else None
-    if report is None or (report["episodes"], report.get("trained_steps")) != (cfg.episodes, cfg.steps):
-        report = evaluate(EvalConfig(str(run), robot, task, episodes=cfg.episodes, workers=cfg.workers,
-                                     language_cache=cfg.language_cache, progress=False))
-        report["trained_steps"] = cfg.steps  # a run trained on to more steps is evaluated again
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+    report = evaluate_or_read(EvalConfig(str(run), robot, task, episodes=cfg.episodes, workers=cfg.workers,
+                                         language_cache=cfg.language_cache, progress=False),
+                              run / "eval" / f"{robot}_{task}_transfer.json", trained_steps=cfg.steps)
     return SuccessRate(report["successes"], report["episodes"])
 
 
