@@ -15,7 +15,10 @@ in this process, in real time: `embodied.eval.emulated`), optionally under a fau
 the report adds the deployment's faults, limit violations, loop timing and fault audit.
 
 Every report also says which object the policy manipulated in each episode and how often it
-was the one the instruction named (`named_object_rate`, `embodied.eval.stats.grounding`).
+was the one the instruction named (`named_object_rate`, `embodied.eval.stats.grounding`), and
+the success rate split by whether another prop had the named object's colour
+(`by_target_color`: scenes where only the noun, "cube" or "bin", singles it out; gymnasium
+rollouts only).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from embodied.errors import ConfigError
 from embodied.runtime.chunking import Execution
 from embodied.eval.policy_rollout import PolicySpec
 from embodied.eval.rollouts import RolloutJob, RolloutResult, run_jobs
-from embodied.eval.stats import grounding, success_table, wilson_interval
+from embodied.eval.stats import by_target_color, grounding, success_table, wilson_interval
 from sim_scenes.errors import InvalidCameraJitter
 
 DEFAULT_SEED0 = 100_000
@@ -209,7 +212,8 @@ def _emulated(cfg: EvalConfig, spec: PolicySpec) -> tuple[list[RolloutResult], l
 def _episode(r: RolloutResult) -> dict[str, Any]:
     return {"seed": r.seed, "success": r.success, "steps": r.steps, "instruction": r.instruction,
             "seconds": round(r.seconds, 2), "chunks": r.chunks, "infer_ms": r.infer_ms, "video": r.video,
-            "target": r.target, "manipulated": r.manipulated, "named_object": r.named_object}
+            "target": r.target, "manipulated": r.manipulated, "named_object": r.named_object,
+            "target_color_shared": r.target_color_shared}
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
@@ -230,7 +234,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "weights_sha256": None if cfg.bundle else weights_sha256(Path(path)),
         "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions, "camera_jitter": cfg.camera_jitter,
         "episodes": rate.episodes, "successes": rate.successes, "success_rate": rate.rate, "ci95": [lo, hi],
-        "named_object_rate": grounding(results),
+        "named_object_rate": grounding(results), "by_target_color": by_target_color(results),
         "seed0": cfg.seed0, "execution": asdict(cfg.execution), "workers": 1 if cfg.emulate else cfg.workers,
         "wall_s": round(wall, 1), "infer_ms_mean": round(sum(r.infer_ms for r in results) / len(results), 3),
         "videos": [r.video for r in results if r.video],

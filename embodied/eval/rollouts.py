@@ -45,6 +45,7 @@ class RolloutResult:
     infer_ms: float = 0.0  # mean policy latency per query [ms] (policy rollouts)
     target: str | None = None  # body the instruction names (policy rollouts)
     manipulated: str | None = None  # body the robot moved first, None: none (policy rollouts)
+    target_color_shared: bool | None = None  # another prop had the target's colour (`Instance.target_color_shared`)
 
     @property
     def named_object(self) -> bool:
@@ -82,7 +83,8 @@ def run_job(job: RolloutJob) -> RolloutResult:
 
         write_mp4(Path(job.video), ep.frames, env.robot.control_hz)
     return RolloutResult(job.robot, job.task, job.seed, ep.success, ep.steps, ep.instruction,
-                         time.perf_counter() - t0, job.video, chunks, round(infer_ms, 3), target, manipulated)
+                         time.perf_counter() - t0, job.video, chunks, round(infer_ms, 3), target, manipulated,
+                         env.instance.target_color_shared)
 
 
 def run_jobs(jobs: list[RolloutJob], workers: int = 1, progress: bool = True, desc: str = "rollouts") -> list[RolloutResult]:

@@ -75,3 +75,15 @@ def grounding(results: Iterable) -> dict[str, Any]:
             "of_all": named / len(results) if results else None,
             "ci95": list(wilson_interval(named, len(moved))), "named": named, "manipulated": len(moved),
             "episodes": len(results)}
+
+
+def by_target_color(results: Iterable) -> dict[str, dict[str, int]] | None:
+    """Successes and episodes where another prop had the named target's colour ("shared":
+    only the noun tells the two apart) and where no other prop had it ("distinct"), over
+    results with .success and .target_color_shared; None when no result knows its scene."""
+    known = [r for r in results if r.target_color_shared is not None]
+    if not known:
+        return None
+    return {key: {"successes": sum(bool(r.success) for r in known if r.target_color_shared == shared),
+                  "episodes": sum(r.target_color_shared == shared for r in known)}
+            for key, shared in (("shared", True), ("distinct", False))}

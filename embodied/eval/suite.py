@@ -67,16 +67,21 @@ def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     wins, episodes = sum(r["successes"] for r in rows), sum(r["episodes"] for r in rows)
     named, moved = sum(r["named"] for r in rows), sum(r["manipulated"] for r in rows)
     lowest = min(rows, key=lambda r: r["successes"] / r["episodes"])
+    split = [r.get("by_target_color") for r in rows]  # None in reports written before the split existed
+    by_color = None if None in split else {key: {n: sum(s[key][n] for s in split) for n in ("successes", "episodes")}
+                                           for key in ("shared", "distinct")}
     return {"successes": wins, "episodes": episodes, "rate": wins / episodes,
             "ci95": list(wilson_interval(wins, episodes)),
             "lowest": {k: lowest[k] for k in ("robot", "task", "successes", "episodes")},
             "named_object": {"named": named, "manipulated": moved, "of_manipulated": named / moved if moved else None,
-                             "ci95": list(wilson_interval(named, moved))}}
+                             "ci95": list(wilson_interval(named, moved))},
+            "by_target_color": by_color}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """`totals` per instruction set of the pair rows (robot, task, instructions, successes,
-    episodes, named, manipulated); with both sets, `heldout_minus_train` over all their pairs."""
+    episodes, named, manipulated, and by_target_color where the report has it); with both sets,
+    `heldout_minus_train` over all their pairs."""
     totals = {i: _total([r for r in rows if r["instructions"] == i])
               for i in dict.fromkeys(r["instructions"] for r in rows)}
     if not set(INSTRUCTION_SETS) <= set(totals):
@@ -108,7 +113,8 @@ def run_suite(cfg: SuiteConfig) -> dict[str, Any]:
             rows.append({"robot": robot, "task": task, "instructions": instructions,
                          "successes": report["successes"], "episodes": report["episodes"],
                          "rate": report["success_rate"], "ci95": report["ci95"],
-                         "named": g["named"], "manipulated": g["manipulated"]})
+                         "named": g["named"], "manipulated": g["manipulated"],
+                         "by_target_color": report.get("by_target_color")})
             if cfg.progress:
                 print(f"suite: {robot}/{task} ({instructions}): {report['successes']}/{report['episodes']}",
                       file=sys.stderr, flush=True)
@@ -142,6 +148,11 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"[{100 * lo:.1f}, {100 * hi:.1f}]; lowest pair {low['robot']}/{low['task']} "
                      f"{low['successes']}/{low['episodes']}; named object {g['named']}/{g['manipulated']} = {named} "
                      "of the episodes that moved one")
+        c = t["by_target_color"]
+        if c and c["shared"]["episodes"]:
+            shared, distinct = c["shared"], c["distinct"]
+            lines.append(f"  named object's colour shared with another prop (a bin or zone): {shared['successes']}/"
+                         f"{shared['episodes']}; not shared: {distinct['successes']}/{distinct['episodes']}")
     if "heldout_minus_train" in summary:
         d = summary["heldout_minus_train"]
         lines.append(f"held-out minus training phrasings: {100 * d['difference']:+.1f} points "

@@ -30,6 +30,14 @@ class Instance:
     def noun(self, body: str) -> str:
         return noun(body, self.colors)
 
+    @property
+    def target_color_shared(self) -> bool:
+        """Whether another prop has the target's colour (colours are drawn per kind, so a cube
+        and a bin or zone may share one): only the noun ("cube", "bin") then tells the named
+        object from the other one."""
+        color = self.colors.get(self.target)
+        return color is not None and any(c == color for body, c in self.colors.items() if body != self.target)
+
 
 def noun(body: str, colors: dict[str, str]) -> str:
     """How instructions name a prop: "red cube", "blue bin", "green zone"."""

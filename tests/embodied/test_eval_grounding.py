@@ -11,10 +11,12 @@ import pytest
 
 from embodied.eval import Execution, grounding
 from embodied.eval.policy_rollout import run_policy
-from embodied.eval.rollouts import RolloutResult
+from embodied.eval.rollouts import RolloutJob, RolloutResult, run_jobs
+from embodied.eval.stats import by_target_color
 from embodied.policy.io import ActionChunk, Observation
 from sim_scenes import experts
 from sim_scenes.env import TaskEnv
+from sim_scenes.tasks import Instance
 
 
 class ExpertPolicy:
@@ -83,3 +85,30 @@ def test_named_object_rate_counts_moved_and_all_episodes():
     assert g["of_manipulated"] == pytest.approx(2 / 3) and g["of_all"] == 0.5
     assert 0 < g["ci95"][0] < 2 / 3 < g["ci95"][1] < 1
     assert grounding([result(None)])["of_manipulated"] is None
+
+
+def test_the_target_shares_its_colour_only_when_another_prop_has_it():
+    colors = {"cube0": "red", "cube1": "blue", "zone0": "green", "zone1": "yellow"}
+    inst = Instance("push the red cube onto the green zone", "cube0", "zone0", colors)
+    assert not inst.target_color_shared
+    assert dataclasses.replace(inst, colors={**colors, "zone1": "red"}).target_color_shared
+    assert not dataclasses.replace(inst, colors={}).target_color_shared
+
+
+def test_rollouts_record_whether_the_target_shares_its_colour():
+    """Colours are drawn per kind, so some push scenes hold a cube and a zone of one colour;
+    each rollout records which kind of scene its seed drew, and the split counts them."""
+    env = TaskEnv("push", "koch", images=False)
+    first_seed = {}  # target_color_shared -> the first seed that draws such a scene
+    for seed in range(40):
+        env.reset(seed=seed)
+        first_seed.setdefault(env.instance.target_color_shared, seed)
+    env.close()
+    assert set(first_seed) == {True, False}
+    results = run_jobs([RolloutJob("koch", "push", seed) for seed in first_seed.values()], progress=False)
+    assert [r.target_color_shared for r in results] == list(first_seed)
+    split = by_target_color(results)
+    for r in results:
+        counts = split["shared" if r.target_color_shared else "distinct"]
+        assert counts == {"successes": int(r.success), "episodes": 1}
+    assert by_target_color([dataclasses.replace(r, target_color_shared=None) for r in results]) is None

@@ -66,6 +66,24 @@ def test_totals_lowest_pair_named_object_and_heldout_drop():
     lo, hi = summary["heldout_minus_train"]["ci95"]
     assert lo < -0.2 < hi < 0
     assert "heldout_minus_train" not in summarize(rows[:2])
+    assert train["by_target_color"] is None  # rows of reports without the split
+
+
+def test_the_colour_split_sums_over_pairs_and_needs_every_pair():
+    def row(robot, shared, distinct):
+        return {"robot": robot, "task": "place", "instructions": "train", "successes": shared[0] + distinct[0],
+                "episodes": 50, "named": 0, "manipulated": 0,
+                "by_target_color": {"shared": dict(zip(("successes", "episodes"), shared)),
+                                    "distinct": dict(zip(("successes", "episodes"), distinct))}}
+
+    rows = [row("so100", (2, 14), (8, 36)), row("koch", (0, 10), (13, 40))]
+    total = summarize(rows)["totals"]["train"]
+    assert total["by_target_color"] == {"shared": {"successes": 2, "episodes": 24},
+                                        "distinct": {"successes": 21, "episodes": 76}}
+    assert "shared with another prop (a bin or zone): 2/24; not shared: 21/76" in format_summary(
+        {"pairs": rows, **summarize(rows)})
+    rows[1]["by_target_color"] = None  # a reused report from before the split: no partial sum
+    assert summarize(rows)["totals"]["train"]["by_target_color"] is None
 
 
 def test_reports_are_reused_only_for_the_same_weights_and_episodes(run):

@@ -46,6 +46,8 @@ def test_summary_in_pixels():
     out = summarize(errors, {"top": (96, 128)}, within=8.0)["top/target"]
     # x spans 128 px (6.4 px per 0.1), y spans 96 px (24 px per 0.5)
     assert out["frames"] == 3 and out["mean_px"] == pytest.approx((0 + 6.4 + 24) / 3, abs=0.01)
+    assert out["median_px"] == pytest.approx(6.4, abs=0.01)
+    assert out["p90_px"] == pytest.approx(6.4 + 0.8 * (24 - 6.4), abs=0.01)  # linear between the top two
     assert out["within_8px"] == pytest.approx(2 / 3, abs=1e-3)
 
 

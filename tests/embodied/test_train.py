@@ -241,7 +241,7 @@ def test_demos_trains_on_the_first_episodes_of_each_dataset(tmp_path, stores, ca
     assert "holds 2 committed episodes, 3 were asked for" in capsys.readouterr().err
 
 
-def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_path, stores, cache):
+def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_path, stores, cache, capsys):
     """--set image_backbone=...: the run caches the backbone's features of every frame (equal to
     encoding the frame), trains without image augmentation, keeps the backbone's weights as the
     package ships them, and records the backbone in the manifest."""
@@ -265,7 +265,9 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
     with pytest.raises(DataError, match="augments images"):
         FrameFeatures(build_dataset(sources, 4, augment=True), policy.image)
     dataset = build_dataset(sources, 4, augment=False)
-    features = FrameFeatures(dataset, policy.image, batch_size=64)
+    capsys.readouterr()
+    features = FrameFeatures(dataset, policy.image, batch_size=64, progress=True)
+    assert "backbone features: 100%" in capsys.readouterr().err  # minutes on the pooled stores: not silent
     assert features.table.shape == (len(dataset), len(dataset.camera_slots), 40, 12, 12)
     assert features.table.dtype == torch.float16 and len(dataset.camera_slots) == 4  # so100 and koch name theirs apart
     for index in (0, len(dataset) - 1):
