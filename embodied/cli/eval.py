@@ -81,6 +81,7 @@ def _suite(args: argparse.Namespace, seed0: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from embodied.eval import EvalConfig, Execution, evaluate
     from embodied.eval.evaluate import DEFAULT_SEED0
+    from embodied.eval.stats import describe_target_color
 
     seed0 = DEFAULT_SEED0 if args.seed0 is None else args.seed0
     if args.suite:
@@ -106,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
           f"({report['successes']}/{report['episodes']}), {report['infer_ms_mean']:.1f} ms per chunk, "
           f"{report['wall_s']:.0f} s on {report['workers']} worker(s)")
     print(_grounding_line(report["named_object_rate"]))
+    color = describe_target_color(report["by_target_color"])
+    if color:
+        print(color)
     if args.emulate:
         print(_emulated_line(report["emulated"]))
     if report["videos"]:

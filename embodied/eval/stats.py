@@ -87,3 +87,13 @@ def by_target_color(results: Iterable) -> dict[str, dict[str, int]] | None:
     return {key: {"successes": sum(bool(r.success) for r in known if r.target_color_shared == shared),
                   "episodes": sum(r.target_color_shared == shared for r in known)}
             for key, shared in (("shared", True), ("distinct", False))}
+
+
+def describe_target_color(split: dict[str, dict[str, int]] | None) -> str | None:
+    """One line on `by_target_color`'s split, None when there is nothing to split (no scene
+    with a shared colour, as in lift, or results that do not know their scenes)."""
+    if not split or not split["shared"]["episodes"]:
+        return None
+    shared, distinct = split["shared"], split["distinct"]
+    return (f"named object's colour shared with another prop (a bin or zone): {shared['successes']}/"
+            f"{shared['episodes']} succeeded; not shared: {distinct['successes']}/{distinct['episodes']}")

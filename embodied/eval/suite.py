@@ -23,7 +23,7 @@ from typing import Any
 
 from embodied.errors import ConfigError
 from embodied.eval.evaluate import DEFAULT_SEED0, EvalConfig, eval_dir, evaluate_or_read, report_path, weights_sha256
-from embodied.eval.stats import difference_interval, wilson_interval
+from embodied.eval.stats import describe_target_color, difference_interval, wilson_interval
 from sim_scenes.language import INSTRUCTION_SETS
 
 
@@ -148,11 +148,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"[{100 * lo:.1f}, {100 * hi:.1f}]; lowest pair {low['robot']}/{low['task']} "
                      f"{low['successes']}/{low['episodes']}; named object {g['named']}/{g['manipulated']} = {named} "
                      "of the episodes that moved one")
-        c = t["by_target_color"]
-        if c and c["shared"]["episodes"]:
-            shared, distinct = c["shared"], c["distinct"]
-            lines.append(f"  named object's colour shared with another prop (a bin or zone): {shared['successes']}/"
-                         f"{shared['episodes']}; not shared: {distinct['successes']}/{distinct['episodes']}")
+        color = describe_target_color(t["by_target_color"])
+        if color:
+            lines.append(f"  {color}")
     if "heldout_minus_train" in summary:
         d = summary["heldout_minus_train"]
         lines.append(f"held-out minus training phrasings: {100 * d['difference']:+.1f} points "

@@ -8,7 +8,7 @@ import pytest
 from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.errors import ConfigError
-from embodied.eval.stats import difference_interval
+from embodied.eval.stats import describe_target_color, difference_interval
 from embodied.eval.suite import SuiteConfig, format_summary, run_suite, summarize
 from embodied.train import TrainConfig, train
 
@@ -80,10 +80,12 @@ def test_the_colour_split_sums_over_pairs_and_needs_every_pair():
     total = summarize(rows)["totals"]["train"]
     assert total["by_target_color"] == {"shared": {"successes": 2, "episodes": 24},
                                         "distinct": {"successes": 21, "episodes": 76}}
-    assert "shared with another prop (a bin or zone): 2/24; not shared: 21/76" in format_summary(
+    assert "shared with another prop (a bin or zone): 2/24 succeeded; not shared: 21/76" in format_summary(
         {"pairs": rows, **summarize(rows)})
     rows[1]["by_target_color"] = None  # a reused report from before the split: no partial sum
     assert summarize(rows)["totals"]["train"]["by_target_color"] is None
+    lift = {"shared": {"successes": 0, "episodes": 0}, "distinct": {"successes": 40, "episodes": 50}}
+    assert describe_target_color(lift) is None and describe_target_color(None) is None  # nothing to split
 
 
 def test_reports_are_reused_only_for_the_same_weights_and_episodes(run):
