@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=out, data=tuple(args.data), demos=args.demos, steps=args.steps, batch_size=args.batch_size,
                       lr=args.lr, warmup=args.warmup, ema=args.ema, workers=args.workers, seed=args.seed, ckpt_every=args.ckpt_every,
                       augment=not args.no_augment, state_noise=args.state_noise, preload=args.preload, max_bad_batches=args.max_bad_batches,
-                      language_cache=args.cache,
+                      language_cache=args.cache, feature_cache=args.feature_cache,
                       progress=not args.no_progress)
     summary = finetune(base, args.robot, cfg, args.image_layers)
     print(json.dumps(summary, indent=2))

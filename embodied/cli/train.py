@@ -29,6 +29,8 @@ def add_training_options(p: argparse.ArgumentParser, steps: int, lr: float) -> N
     p.add_argument("--max-bad-batches", type=int, default=5, help="stop after this many NaN batches in a row")
     p.add_argument("--cache", help="instruction-embedding cache folder (default $EMBODIED_CACHE/language "
                                    "or ~/.cache/embodied/language)")
+    p.add_argument("--feature-cache", metavar="DIR", help="folder of cached frozen-backbone features of training "
+                   "frames (default $EMBODIED_CACHE/features or ~/.cache/embodied/features)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, ema=args.ema, workers=args.workers,
                       seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, augment=not args.no_augment,
                       state_noise=args.state_noise, preload=args.preload,
-                      max_bad_batches=args.max_bad_batches, language_cache=args.cache, progress=not args.no_progress)
+                      max_bad_batches=args.max_bad_batches, language_cache=args.cache, feature_cache=args.feature_cache,
+                      progress=not args.no_progress)
     summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))

@@ -50,7 +50,7 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
     def save(kind: str, state: dict[str, Any]) -> str:
         return str(save_adapter(policy, robot, base)) if kind == "last" else ""
 
-    batches = batch_stream(stream.from_step, dataset, policy.image, progress=cfg.progress)
+    batches = batch_stream(stream.from_step, dataset, policy.image, progress=cfg.progress, cache_dir=cfg.feature_dir)
     summary = fit(Fit(policy, params, batches, [robot], cfg, Dist(), run, save))
     saved = base / "adapters" / f"{robot}.safetensors"
     own = adapter.image_layers

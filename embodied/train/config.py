@@ -10,10 +10,19 @@ from typing import Any
 from embodied.errors import ConfigError
 
 
+def _cache_root() -> Path:
+    return Path(os.environ.get("EMBODIED_CACHE") or Path.home() / ".cache" / "embodied")
+
+
 def default_language_cache() -> Path:
     """Disk cache of instruction embeddings: $EMBODIED_CACHE/language or ~/.cache/embodied/language."""
-    root = os.environ.get("EMBODIED_CACHE") or Path.home() / ".cache" / "embodied"
-    return Path(root) / "language"
+    return _cache_root() / "language"
+
+
+def default_feature_cache() -> Path:
+    """Disk cache of frozen-backbone features of training frames: $EMBODIED_CACHE/features or
+    ~/.cache/embodied/features (about 1 GB for the pooled 4 arms x 3 tasks stores)."""
+    return _cache_root() / "features"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class TrainConfig:
         preload: decode every image into memory once and draw frames independently (better
             mixed batches, no decoding per step; needs frames x cameras x h x w x 3 bytes of RAM).
         language_cache: folder of cached instruction embeddings (None: default_language_cache()).
+        feature_cache: folder of cached backbone features of training frames, for policies with a
+            frozen image backbone (None: default_feature_cache()); `embodied.train.features`.
         progress: show a tqdm bar (rank 0).
     """
 
@@ -85,6 +96,7 @@ class TrainConfig:
     state_noise: float = 0.0
     preload: bool = False
     language_cache: str | None = None
+    feature_cache: str | None = None
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in train_config.json, not interpreted
 
@@ -118,6 +130,10 @@ class TrainConfig:
     @property
     def cache_dir(self) -> Path:
         return Path(self.language_cache) if self.language_cache else default_language_cache()
+
+    @property
+    def feature_dir(self) -> Path:
+        return Path(self.feature_cache) if self.feature_cache else default_feature_cache()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

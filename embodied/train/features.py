@@ -1,4 +1,4 @@
-"""Frozen backbone features of every training frame, computed once per run.
+"""Frozen backbone features of every training frame, computed once, kept on disk.
 
 A policy whose image encoder reads a frozen pretrained backbone (`PolicyConfig.image_backbone`)
 gets the same features for a frame at every step. Training therefore encodes each frame of each
@@ -7,17 +7,29 @@ batch as `image_features`; per step only the FiLM layers above the backbone run.
 encoded as the dataset serves them (resized where robots differ), so the dataset must not
 augment images: an augmented frame's features would be those of one random draw for the whole
 run (`build_dataset(..., augment=False)`).
+
+Encoding is most of a short run's cost on a CPU (about 10 minutes for the pooled 4 arms x 3
+tasks stores on 2 cores), and experiments train many runs over the same frames: other seeds,
+longer runs, specialists on subsets. `FeatureCache` keeps each batch's features on disk, named
+by a digest of the backbone's weights and the batch's pixels, so a later run reads them back and
+anything that changes a frame (its store, its resize) or the backbone finds nothing stale.
+Batches never straddle two sources, so a source's batches are the same in every mixture.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import math
 import os
 import time
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from embodied.data.collate import Collate
@@ -28,6 +40,67 @@ from embodied.policy.encoders import ImageEncoder
 from embodied.train.loop import Batches
 
 log = logging.getLogger(__name__)
+
+
+class FeatureCache:
+    """Backbone features of batches of frames in `folder`, one float16 .npy file per batch.
+
+    A file's name is the SHA-256 of the backbone's weights (buffers included) and of the batch's
+    pixels and shape. Files are written whole (temporary file, then rename), so processes sharing
+    the folder (torchrun ranks, runs side by side) never read half a file; an unreadable file is
+    encoded again, and a folder that cannot be written to costs the speed-up, not the run.
+    """
+
+    def __init__(self, folder: str | Path, backbone: nn.Module):
+        self.folder = Path(folder)
+        digest = hashlib.sha256()
+        for name, tensor in sorted(backbone.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self._weights = digest.digest()
+        self.hits = self.misses = 0
+        self.writable = True  # False after a failed write: warn once, then only encode
+
+    def path(self, pixels: torch.Tensor) -> Path:
+        """Where the features of `pixels` (uint8[N, h, w, 3]) are kept."""
+        digest = hashlib.sha256(self._weights)
+        digest.update(repr(tuple(pixels.shape)).encode())
+        digest.update(pixels.contiguous().numpy().tobytes())
+        return self.folder / f"{digest.hexdigest()[:40]}.npy"
+
+    def features(self, pixels: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """float16 features of `pixels`: read from the folder, or `encode(pixels)` and kept."""
+        path = self.path(pixels)
+        try:
+            cached = torch.from_numpy(np.load(path))
+            if cached.dtype == torch.float16 and len(cached) == len(pixels):
+                self.hits += 1
+                return cached
+            log.warning("cached features %s hold %s %s for %d frames: encoding again", path,
+                        tuple(cached.shape), cached.dtype, len(pixels))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except (OSError, ValueError, EOFError) as e:
+            log.warning("cached features %s are unreadable (%s): encoding again", path, e)
+        self.misses += 1
+        features = encode(pixels).to("cpu", torch.float16)
+        if self.writable:
+            self._keep(path, features)
+        return features
+
+    def _keep(self, path: Path, features: torch.Tensor) -> None:
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, features.numpy())
+            os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            self.writable = False
+            log.warning("cannot keep backbone features in %s (%s): this run encodes every frame without keeping "
+                        "them; free space there or pass another --feature-cache folder", self.folder, e)
 
 
 class FrameFeatures:
@@ -41,10 +114,11 @@ class FrameFeatures:
         device: where the backbone runs (the table stays on the CPU).
         progress: show a progress bar (the pooled stores take minutes on a 2-core CPU, before
             the first training step).
+        cache: where features are read from and kept (None: encode every frame).
     """
 
     def __init__(self, dataset: PooledDataset, encoder: ImageEncoder, batch_size: int = 256, device: str = "cpu",
-                 progress: bool = False):
+                 progress: bool = False, cache: FeatureCache | None = None):
         if encoder.backbone is None:
             raise DataError("cached image features need a policy with a frozen backbone (image_backbone); "
                             "a trainable stem reads the pixels themselves")
@@ -55,11 +129,15 @@ class FrameFeatures:
         collate, self.slots = Collate(tuple(dataset.camera_slots)), list(dataset.camera_slots)
         table: torch.Tensor | None = None
         bar = tqdm(total=len(dataset), desc="backbone features", unit="frame", disable=not progress)
-        for start in range(0, len(dataset), batch_size):
-            stop = min(start + batch_size, len(dataset))
+
+        def encode(pixels: torch.Tensor) -> torch.Tensor:
+            return encoder.features(pixels.to(device)).to("cpu", torch.float16)
+
+        for start, stop in _batches(dataset.offsets.tolist(), batch_size):
             batch = collate([dataset[i] for i in range(start, stop)])
             present = batch["camera_mask"].nonzero(as_tuple=True)
-            features = encoder.features(batch["images"][present].to(device)).to("cpu", torch.float16)
+            pixels = batch["images"][present]
+            features = cache.features(pixels, encode) if cache is not None else encode(pixels)
             if table is None:
                 table = _table(len(dataset), len(self.slots), features.shape[1:])
             table[start:stop][present] = features
@@ -67,8 +145,9 @@ class FrameFeatures:
         bar.close()
         self.table = table
         self.seconds = time.perf_counter() - t0
-        log.info("backbone features of %d frames x %d cameras: %s float16, %.0f MB, %.1f s", len(dataset),
-                 len(self.slots), tuple(table.shape[2:]), table.numel() * 2 / 2**20, self.seconds)
+        log.info("backbone features of %d frames x %d cameras: %s float16, %.0f MB, %.1f s%s", len(dataset),
+                 len(self.slots), tuple(table.shape[2:]), table.numel() * 2 / 2**20, self.seconds,
+                 f" ({cache.hits} batches read from {cache.folder}, {cache.misses} encoded)" if cache else "")
 
     def attach(self, batches: Batches) -> Batches:
         """`batches` with each batch's `image_features` (looked up by its `index`) added."""
@@ -79,6 +158,14 @@ class FrameFeatures:
                                     f"features' {self.slots}")
                 yield {**batch, "image_features": self.table[batch["index"]]}
         return from_step
+
+
+def _batches(offsets: list[int], size: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges of at most `size` frames that never cross a source boundary
+    (`offsets`: each source's first frame, then the total)."""
+    for lo, hi in zip(offsets[:-1], offsets[1:]):
+        for start in range(lo, hi, size):
+            yield start, min(start + size, hi)
 
 
 def _table(frames: int, slots: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -94,9 +181,10 @@ def _table(frames: int, slots: int, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def batch_stream(batches: Batches, dataset: PooledDataset, encoder: ImageEncoder, device: str = "cpu",
-                 progress: bool = False) -> Batches:
+                 progress: bool = False, cache_dir: str | Path | None = None) -> Batches:
     """`batches` as the policy should see them: with cached backbone features when its image
-    encoder reads a frozen backbone, unchanged otherwise."""
+    encoder reads a frozen backbone (kept in `cache_dir` when given), unchanged otherwise."""
     if encoder.backbone is None:
         return batches
-    return FrameFeatures(dataset, encoder, device=device, progress=progress).attach(batches)
+    cache = FeatureCache(cache_dir, encoder.backbone) if cache_dir is not None else None
+    return FrameFeatures(dataset, encoder, device=device, progress=progress, cache=cache).attach(batches)

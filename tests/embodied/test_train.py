@@ -253,7 +253,9 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
     out = tmp_path / "bb"
     assert main(["train", "--data", *stores, "--preset", "tiny", "--set", "image_backbone=efficientnet_lite0",
                  "image_channels=[16]", "--steps", "2", "--batch-size", "4", "--workers", "0", "--warmup", "0",
-                 "--cache", str(cache), "--out", str(out), "--no-progress"]) == 0
+                 "--cache", str(cache), "--feature-cache", str(tmp_path / "features"), "--out", str(out),
+                 "--no-progress"]) == 0
+    assert list((tmp_path / "features").glob("*.npy"))  # kept for the next run over these frames
     policy = load_checkpoint(out / "last")
     shipped = build_backbone("efficientnet_lite0", 8).state_dict()
     for k, v in policy.image.backbone.state_dict().items():
@@ -277,6 +279,57 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
             expected = policy.image.features(images)
         slots = [features.slots.index(c) for c in sample["cameras"]]
         torch.testing.assert_close(features.table[index, slots].float(), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_backbone_features_kept_on_disk_are_read_back_only_for_the_same_frames(tmp_path, stores, caplog):
+    """A second pass over the same frames reads every batch from the folder instead of encoding
+    (same table), even inside another mixture; other frames and another backbone miss; a
+    corrupt file is encoded again; a folder that cannot be written to does not stop training."""
+    from embodied.data.loader import PooledDataset
+    from embodied.data.mixture import open_source
+    from embodied.data.transforms import ResizeImages
+    from embodied.policy.config import preset
+    from embodied.policy.encoders import ImageEncoder
+    from embodied.train.data import build_dataset
+    from embodied.train.features import FeatureCache, FrameFeatures
+
+    encoder = ImageEncoder(preset("tiny", image_backbone="efficientnet_lite0", image_channels=(16,)), lang_dim=8)
+    so100, koch = (open_source(s) for s in stores)
+    pooled = build_dataset([so100, koch], 4, augment=False)
+    first = FeatureCache(tmp_path / "f", encoder.backbone)
+    table = FrameFeatures(pooled, encoder, batch_size=64, cache=first).table
+    pooled_files = sorted((tmp_path / "f").glob("*.npy"))
+    assert first.hits == 0 and first.misses == len(pooled_files) > 2
+
+    again = FeatureCache(tmp_path / "f", encoder.backbone)
+    assert torch.equal(FrameFeatures(pooled, encoder, batch_size=64, cache=again).table, table)
+    assert (again.hits, again.misses) == (first.misses, 0)
+    koch_only = FeatureCache(tmp_path / "f", encoder.backbone)  # koch's batches do not straddle so100's
+    FrameFeatures(build_dataset([koch], 4, augment=False), encoder, batch_size=64, cache=koch_only)
+    assert koch_only.misses == 0 and koch_only.hits > 0
+
+    other_weights = ImageEncoder(preset("tiny", image_backbone="efficientnet_lite0", backbone_stride=16,
+                                        image_channels=(16,)), lang_dim=8)
+    stride16 = FeatureCache(tmp_path / "f", other_weights.backbone)
+    FrameFeatures(build_dataset([koch], 4, augment=False), other_weights, batch_size=64, cache=stride16)
+    assert stride16.hits == 0 and stride16.misses > 0
+
+    resized = FeatureCache(tmp_path / "f", encoder.backbone)
+    FrameFeatures(PooledDataset([koch], horizon=4, transforms=(ResizeImages(64, 64),)), encoder, batch_size=64,
+                  cache=resized)
+    assert resized.hits == 0 and resized.misses > 0
+
+    pooled_files[0].write_bytes(b"not an array")
+    mended = FeatureCache(tmp_path / "f", encoder.backbone)
+    with caplog.at_level("WARNING"):
+        assert torch.equal(FrameFeatures(pooled, encoder, batch_size=64, cache=mended).table, table)
+    assert mended.misses == 1 and "unreadable" in caplog.text
+
+    (tmp_path / "file").write_text("")
+    blocked = FeatureCache(tmp_path / "file" / "f", encoder.backbone)  # a folder under a file: cannot exist
+    with caplog.at_level("WARNING"):
+        assert torch.equal(FrameFeatures(pooled, encoder, batch_size=64, cache=blocked).table, table)
+    assert "cannot keep backbone features" in caplog.text and not list(tmp_path.glob("**/*.tmp"))
 
 
 def test_grounding_run_logs_its_loss_and_learns_from_grounding_data(tmp_path, stores, cache):
