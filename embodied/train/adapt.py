@@ -50,7 +50,8 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
     def save(kind: str, state: dict[str, Any]) -> str:
         return str(save_adapter(policy, robot, base)) if kind == "last" else ""
 
-    batches = batch_stream(stream.from_step, dataset, policy.image, progress=cfg.progress, cache_dir=cfg.feature_dir)
+    batches, features = batch_stream(stream.from_step, dataset, policy.image, progress=cfg.progress,
+                                     cache_dir=cfg.feature_dir)
     summary = fit(Fit(policy, params, batches, [robot], cfg, Dist(), run, save))
     saved = base / "adapters" / f"{robot}.safetensors"
     own = adapter.image_layers
@@ -58,4 +59,5 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
             "adapter_bytes": saved.stat().st_size, "base_bytes": (base / "weights.safetensors").stat().st_size,
             "trainable_parameters": sum(p.numel() for p in params),
             "image_layer_parameters": sum(p.numel() for p in own.parameters()) if own is not None else 0,
-            "parameters": sum(p.numel() for p in policy.parameters())}
+            "parameters": sum(p.numel() for p in policy.parameters()),
+            **({"backbone_features": features} if features else {})}

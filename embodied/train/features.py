@@ -143,11 +143,17 @@ class FrameFeatures:
             table[start:stop][present] = features
             bar.update(stop - start)
         bar.close()
-        self.table = table
+        self.table, self.cache = table, cache
         self.seconds = time.perf_counter() - t0
-        log.info("backbone features of %d frames x %d cameras: %s float16, %.0f MB, %.1f s%s", len(dataset),
-                 len(self.slots), tuple(table.shape[2:]), table.numel() * 2 / 2**20, self.seconds,
-                 f" ({cache.hits} batches read from {cache.folder}, {cache.misses} encoded)" if cache else "")
+        log.info("backbone features: %s", self.summary())
+
+    def summary(self) -> dict[str, Any]:
+        """What the table holds and what it cost (a run's summary reports it)."""
+        return {"frames": len(self.table), "cameras": len(self.slots), "shape": list(self.table.shape[2:]),
+                "megabytes": round(self.table.numel() * 2 / 2**20, 1), "seconds": round(self.seconds, 1),
+                "cache": str(self.cache.folder) if self.cache else None,
+                "batches_read": self.cache.hits if self.cache else 0,
+                "batches_encoded": self.cache.misses if self.cache else None}
 
     def attach(self, batches: Batches) -> Batches:
         """`batches` with each batch's `image_features` (looked up by its `index`) added."""
@@ -181,10 +187,12 @@ def _table(frames: int, slots: int, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def batch_stream(batches: Batches, dataset: PooledDataset, encoder: ImageEncoder, device: str = "cpu",
-                 progress: bool = False, cache_dir: str | Path | None = None) -> Batches:
-    """`batches` as the policy should see them: with cached backbone features when its image
-    encoder reads a frozen backbone (kept in `cache_dir` when given), unchanged otherwise."""
+                 progress: bool = False, cache_dir: str | Path | None = None) -> tuple[Batches, dict[str, Any] | None]:
+    """`batches` as the policy should see them, and the features' summary: with cached backbone
+    features when its image encoder reads a frozen backbone (kept in `cache_dir` when given),
+    unchanged (and None) otherwise."""
     if encoder.backbone is None:
-        return batches
+        return batches, None
     cache = FeatureCache(cache_dir, encoder.backbone) if cache_dir is not None else None
-    return FrameFeatures(dataset, encoder, device=device, progress=progress, cache=cache).attach(batches)
+    features = FrameFeatures(dataset, encoder, device=device, progress=progress, cache=cache)
+    return features.attach(batches), features.summary()

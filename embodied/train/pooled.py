@@ -126,8 +126,9 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict[str, Any]:
         return str(write_atomic(run / (LAST if kind == "last" else BEST), write))
 
     params = [p for p in policy.parameters() if p.requires_grad]
-    batches = batch_stream(stream.from_step, dataset, policy.image, d.device, progress=cfg.progress and d.main,
-                           cache_dir=cfg.feature_dir)
+    batches, features = batch_stream(stream.from_step, dataset, policy.image, d.device,
+                                     progress=cfg.progress and d.main, cache_dir=cfg.feature_dir)
     summary = fit(Fit(model, params, batches, robot_names, cfg, d, run, save), state)
     return {**summary, "robots": robot_names, "frames": len(dataset), "out": str(run),
-            "parameters": sum(p.numel() for p in policy.parameters())}
+            "parameters": sum(p.numel() for p in policy.parameters()),
+            **({"backbone_features": features} if features else {})}

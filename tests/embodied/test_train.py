@@ -251,11 +251,16 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
     from embodied.data.mixture import open_source
 
     out = tmp_path / "bb"
-    assert main(["train", "--data", *stores, "--preset", "tiny", "--set", "image_backbone=efficientnet_lite0",
-                 "image_channels=[16]", "--steps", "2", "--batch-size", "4", "--workers", "0", "--warmup", "0",
-                 "--cache", str(cache), "--feature-cache", str(tmp_path / "features"), "--out", str(out),
-                 "--no-progress"]) == 0
-    assert list((tmp_path / "features").glob("*.npy"))  # kept for the next run over these frames
+    args = ["train", "--data", *stores, "--preset", "tiny", "--set", "image_backbone=efficientnet_lite0",
+            "image_channels=[16]", "--batch-size", "4", "--workers", "0", "--warmup", "0", "--cache", str(cache),
+            "--feature-cache", str(tmp_path / "features"), "--out", str(out), "--no-progress"]
+    capsys.readouterr()
+    assert main([*args, "--steps", "2"]) == 0
+    encoded = json.loads(capsys.readouterr().out.split("\ncheckpoint:")[0])["backbone_features"]
+    assert encoded["batches_read"] == 0 and encoded["batches_encoded"] == len(list((tmp_path / "features").glob("*.npy")))
+    assert main([*args, "--steps", "3"]) == 0  # resumed: the same frames, read back
+    read = json.loads(capsys.readouterr().out.split("\ncheckpoint:")[0])["backbone_features"]
+    assert (read["batches_read"], read["batches_encoded"]) == (encoded["batches_encoded"], 0)
     policy = load_checkpoint(out / "last")
     shipped = build_backbone("efficientnet_lite0", 8).state_dict()
     for k, v in policy.image.backbone.state_dict().items():
