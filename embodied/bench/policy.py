@@ -2,7 +2,7 @@
 
 - inference latency of the `small` preset in fp32 on 2 threads: `VLAPolicy.act` on one
   observation of so100 (two 96 x 96 cameras), p50 / p99 per chunk, both action heads, and
-  the L1 head over the frozen EfficientNet-Lite0 backbone (`BACKBONE`);
+  of `small_pretrained` (the L1 head over the frozen EfficientNet-Lite0 backbone);
 - parameter counts (shared and per robot adapter);
 - peak memory (RSS) of a process training `small` for a few steps at the default batch
   size on simulated demonstrations (single process, no DataLoader workers: each worker
@@ -28,8 +28,6 @@ import numpy as np
 from embodied.bench.machine import describe
 
 TARGETS = {"train_peak_rss_gb": 6.0}
-# `small` over the pretrained backbone, as in README's A/B runs
-BACKBONE = {"image_backbone": "efficientnet_lite0", "image_channels": (64, 96)}
 
 
 def _stats(dim: int):
@@ -39,7 +37,7 @@ def _stats(dim: int):
     return {"state": NormStats(z, o, -o, o, 1), "actions": NormStats(z, o, -o, o, 1)}
 
 
-def _latency(head: str, calls: int, threads: int, cache: str, overrides: dict | None = None) -> dict:
+def _latency(head: str, calls: int, threads: int, cache: str, name: str = "small") -> dict:
     import torch
 
     import robots
@@ -49,7 +47,7 @@ def _latency(head: str, calls: int, threads: int, cache: str, overrides: dict | 
     torch.set_num_threads(threads)
     spec = robots.load("so100")
     n = len(spec.state_names)
-    policy = VLAPolicy.for_robots(preset("small", head=head, **(overrides or {})), ["so100"],
+    policy = VLAPolicy.for_robots(preset(name, head=head), ["so100"],
                                   LanguageEncoder(cache_dir=cache),
                                   Normalizer({"so100": _stats(n)})).eval()
     rng = np.random.default_rng(0)
@@ -99,9 +97,8 @@ def run(calls: int = 200, threads: int = 2, train_steps: int = 20, batch_size: i
     batch_size = batch_size or TrainConfig.__dataclass_fields__["batch_size"].default
     cache = str(default_language_cache())
     latency = {head: _isolated(_latency, head, calls, threads, cache) for head in ("l1", "flow")}
-    latency["l1+efficientnet_lite0"] = {**_isolated(_latency, "l1", calls, threads, cache, BACKBONE),
-                                        "overrides": {k: list(v) if isinstance(v, tuple) else v
-                                                      for k, v in BACKBONE.items()}}
+    latency["l1+efficientnet_lite0"] = {**_isolated(_latency, "l1", calls, threads, cache, "small_pretrained"),
+                                        "preset": "small_pretrained"}
     with tempfile.TemporaryDirectory() as tmp:
         data = [str(Path(tmp) / f"{r}_lift.zarr") for r in ("so100", "koch")]
         for r, d in zip(("so100", "koch"), data):

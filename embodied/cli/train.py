@@ -59,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grounding-data", nargs="+", default=[], metavar="DIR",
                    help="with --data: datasets whose frames train only the grounding loss (their actions are not "
                         "imitated); needs a policy with grounding_weight > 0 (small and base have it)")
-    p.add_argument("--preset", default="small", help="policy preset: tiny, small (default), base")
+    p.add_argument("--preset", default="small", help="policy preset: tiny, small (default), small_pretrained "
+                   "(small over a frozen ImageNet backbone), base")
     p.add_argument("--head", choices=["l1", "flow"], help="action head (default: the preset's)")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
                    help="override fields of the preset, e.g. --set film_queries=0 chunk=8 (values as JSON)")

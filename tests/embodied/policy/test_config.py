@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from embodied.errors import ConfigError
@@ -16,6 +18,14 @@ def test_default_and_overrides():
     assert len({p.name for p in PRESETS}) == len(PRESETS)
 
 
+def test_small_pretrained_is_small_over_the_frozen_backbone():
+    """The two small presets differ only in what the FiLM layers read (pixels or backbone
+    features), so comparisons between them measure that alone."""
+    pretrained, small = preset("small_pretrained"), preset("small")
+    assert (pretrained.image_backbone, pretrained.image_channels) == ("efficientnet_lite0", (64, 96))
+    assert replace(pretrained, name="small", image_backbone="none", image_channels=small.image_channels) == small
+
+
 def test_unknown_preset_suggests():
     with pytest.raises(ConfigError, match="did you mean 'small'"):
         preset("smal")
@@ -24,8 +34,8 @@ def test_unknown_preset_suggests():
 
 
 def test_language_defaults_keep_configs_saved_without_the_fields():
-    assert [(p.name, p.language_tokens, p.film_queries) for p in PRESETS] == [("tiny", 8, 1), ("small", 16, 2),
-                                                                                ("base", 16, 4)]
+    assert [(p.name, p.language_tokens, p.film_queries) for p in PRESETS] == [
+        ("tiny", 8, 1), ("small", 16, 2), ("small_pretrained", 16, 2), ("base", 16, 4)]
     saved = preset("small").to_dict()
     del saved["language_tokens"], saved["film_queries"]  # a config.json written before token-level language
     loaded = PolicyConfig.from_dict(saved)
