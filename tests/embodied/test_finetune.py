@@ -80,3 +80,22 @@ def test_full_finetune_is_refused(base, capsys):
     assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),
                  "--cache", cache]) == 2
     assert "--adapter-only" in capsys.readouterr().err
+
+
+def test_finetune_over_a_frozen_backbone_reads_the_new_arms_features_back(base, tmp_path, capsys):
+    """A base over the frozen backbone: its finetuning caches the new arm's frame features, so a
+    second finetune (another seed or step count) encodes nothing."""
+    root, cache = base
+    run, features = tmp_path / "bb", tmp_path / "features"
+    train(TrainConfig(out=str(run), data=(str(root / "so100.zarr"),), preset="tiny", steps=2, batch_size=4,
+                      workers=0, language_cache=cache, feature_cache=str(features), progress=False,
+                      policy_overrides={"image_backbone": "efficientnet_lite0", "image_channels": [16]}))
+    args = ["finetune", "--policy", str(run), "--robot", "koch", "--data", str(root / "koch.zarr"), "--adapter-only",
+            "--batch-size", "4", "--workers", "0", "--cache", cache, "--feature-cache", str(features), "--no-progress"]
+    capsys.readouterr()
+    summaries = []
+    for steps in ("2", "3"):
+        assert main([*args, "--steps", steps]) == 0
+        summaries.append(json.loads(capsys.readouterr().out.split("\nadapter: ")[0])["backbone_features"])
+    assert summaries[0]["batches_read"] == 0 and summaries[0]["batches_encoded"] > 0
+    assert (summaries[1]["batches_read"], summaries[1]["batches_encoded"]) == (summaries[0]["batches_encoded"], 0)
