@@ -15,6 +15,7 @@ the arm cannot reach or the expert fails in this layout counts as failed and is 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
@@ -126,17 +127,20 @@ def generate(cfg: SimgenConfig, progress: bool = True) -> dict:
                     yield cfg, s, variant
             s += 1
 
-    ctx = mp.get_context("forkserver")
-    with ctx.Pool(max(1, cfg.workers)) as pool:
-        for seed, ep in pool.imap(_episode, seeds()):
-            if ep is not None and (ep.success or cfg.keep_failed):
-                store.append(ep)
-                summary["kept"] += 1
-                bar.update()
-            else:
-                summary["failed"] += 1
-            if summary["kept"] >= need:
-                pool.terminate()
-                break
+    # Episodes are asked for in finite rounds, each drained to its end: terminating a pool while
+    # a worker is still writing an episode (megabytes of images) to the result pipe can leave a
+    # partial message there, and the pool's result thread then waits for its end forever.
+    workers, tasks = max(1, cfg.workers), seeds()
+    with mp.get_context("forkserver").Pool(workers) as pool:
+        while summary["kept"] < need:
+            for seed, ep in pool.imap(_episode, itertools.islice(tasks, max(need - summary["kept"], workers))):
+                if summary["kept"] >= need:
+                    continue  # a round's surplus: computed, not kept
+                if ep is not None and (ep.success or cfg.keep_failed):
+                    store.append(ep)
+                    summary["kept"] += 1
+                    bar.update()
+                else:
+                    summary["failed"] += 1
     bar.close()
     return summary
