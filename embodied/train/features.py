@@ -152,7 +152,7 @@ class FrameFeatures:
         return {"frames": len(self.table), "cameras": len(self.slots), "shape": list(self.table.shape[2:]),
                 "megabytes": round(self.table.numel() * 2 / 2**20, 1), "seconds": round(self.seconds, 1),
                 "cache": str(self.cache.folder) if self.cache else None,
-                "batches_read": self.cache.hits if self.cache else 0,
+                "batches_read": self.cache.hits if self.cache else None,
                 "batches_encoded": self.cache.misses if self.cache else None}
 
     def attach(self, batches: Batches) -> Batches:
@@ -187,7 +187,8 @@ def _table(frames: int, slots: int, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def batch_stream(batches: Batches, dataset: PooledDataset, encoder: ImageEncoder, device: str = "cpu",
-                 progress: bool = False, cache_dir: str | Path | None = None) -> tuple[Batches, dict[str, Any] | None]:
+                 progress: bool = False,
+                 cache_dir: str | Path | None = None) -> tuple[Batches, dict[str, Any] | None]:
     """`batches` as the policy should see them, and the features' summary: with cached backbone
     features when its image encoder reads a frozen backbone (kept in `cache_dir` when given),
     unchanged (and None) otherwise."""

@@ -257,7 +257,8 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
     capsys.readouterr()
     assert main([*args, "--steps", "2"]) == 0
     encoded = json.loads(capsys.readouterr().out.split("\ncheckpoint:")[0])["backbone_features"]
-    assert encoded["batches_read"] == 0 and encoded["batches_encoded"] == len(list((tmp_path / "features").glob("*.npy")))
+    kept = list((tmp_path / "features").glob("*.npy"))
+    assert encoded["batches_read"] == 0 and encoded["batches_encoded"] == len(kept)
     assert main([*args, "--steps", "3"]) == 0  # resumed: the same frames, read back
     read = json.loads(capsys.readouterr().out.split("\ncheckpoint:")[0])["backbone_features"]
     assert (read["batches_read"], read["batches_encoded"]) == (encoded["batches_encoded"], 0)
