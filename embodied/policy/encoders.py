@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from embodied.errors import InvalidInput
+from embodied.files import save_array
 from embodied.policy.backbones import build_backbone
 from embodied.policy.config import PolicyConfig
 
@@ -270,12 +271,7 @@ class LanguageEncoder:
             for t, v in zip(missing, arrays):
                 memory[t] = v
                 if self.cache_dir is not None:
-                    self.cache_dir.mkdir(parents=True, exist_ok=True)
-                    path = self.cache_dir / f"{self._key(t)}{suffix}"
-                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                    with open(tmp, "wb") as f:
-                        np.save(f, v)
-                    os.replace(tmp, path)
+                    save_array(self.cache_dir / f"{self._key(t)}{suffix}", v)
         return [memory[t] for t in texts]
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

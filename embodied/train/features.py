@@ -18,7 +18,6 @@ Batches never straddle two sources, so a source's batches are the same in every 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -36,6 +35,7 @@ from embodied.data.collate import Collate
 from embodied.data.loader import PooledDataset
 from embodied.data.transforms import ImageAugment
 from embodied.errors import DataError
+from embodied.files import save_array
 from embodied.policy.encoders import ImageEncoder
 from embodied.train.loop import Batches
 
@@ -89,15 +89,9 @@ class FeatureCache:
         return features
 
     def _keep(self, path: Path, features: torch.Tensor) -> None:
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                np.save(f, features.numpy())
-            os.replace(tmp, path)
+            save_array(path, features.numpy())
         except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             self.writable = False
             log.warning("cannot keep backbone features in %s (%s): this run encodes every frame without keeping "
                         "them; free space there or pass another --feature-cache folder", self.folder, e)
