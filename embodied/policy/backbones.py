@@ -8,7 +8,7 @@ widths come from its weight shapes; only the strides (the published B0 layout) a
 down. Convolutions pad like TF's "SAME" (more on the bottom/right for even sizes), as the
 weights were trained.
 
-A policy keeps the network up to an output stride (8: 40 channels, 16: 112, 32: 320), frozen:
+A policy keeps the network up to an output stride (4: 24 channels, 8: 40, 16: 112, 32: 320), frozen:
 its features of a frame never change, so training computes them once per frame
 (`embodied.train.features`) and only the FiLM layers above them learn.
 """

@@ -27,7 +27,7 @@ from embodied.errors import ConfigError
 
 HEADS = ("l1", "flow")
 BACKBONES = ("none", "efficientnet_lite0")
-BACKBONE_STRIDES = (8, 16, 32)
+BACKBONE_STRIDES = (4, 8, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class PolicyConfig:
             scratch). "efficientnet_lite0": they read the feature map of a frozen ImageNet
             EfficientNet-Lite0 cut at `backbone_stride` (`embodied.policy.backbones`), which
             training computes once per frame.
-        backbone_stride: output stride of the backbone's feature map: 8 (40 channels), 16
-            (112) or 32 (320).
+        backbone_stride: output stride of the backbone's feature map: 4 (24 channels), 8 (40),
+            16 (112) or 32 (320).
         image_channels: channels of the FiLM conv layers, one 3x3 block per entry: stride 2
             on pixels, stride 1 on backbone features.
         image_grid: the stem's feature map is pooled to image_grid x image_grid tokens per camera

@@ -27,7 +27,7 @@ def test_efficientnet_lite0_recognises_a_photograph():
     assert probabilities[MILITARY_UNIFORM] > 0.2
 
 
-@pytest.mark.parametrize("stride,channels", [(8, 40), (16, 112), (32, 320)])
+@pytest.mark.parametrize("stride,channels", [(4, 24), (8, 40), (16, 112), (32, 320)])
 def test_backbone_is_cut_at_its_output_stride(stride, channels):
     backbone = build_backbone("efficientnet_lite0", stride)
     assert backbone.channels == channels and backbone.stride == stride
@@ -45,8 +45,8 @@ def test_backbone_is_cut_at_its_output_stride(stride, channels):
 def test_backbone_config_errors():
     with pytest.raises(ConfigError, match="unknown image_backbone 'resnet'"):
         preset("tiny", image_backbone="resnet")
-    with pytest.raises(ConfigError, match=r"backbone_stride must be one of \(8, 16, 32\)"):
-        preset("tiny", image_backbone="efficientnet_lite0", backbone_stride=4)
+    with pytest.raises(ConfigError, match=r"backbone_stride must be one of \(4, 8, 16, 32\)"):
+        preset("tiny", image_backbone="efficientnet_lite0", backbone_stride=2)
 
 
 def test_backbone_stays_frozen_while_the_film_layers_train(make_policy, make_batch):
