@@ -22,8 +22,10 @@ def test_small_pretrained_is_small_over_the_frozen_backbone():
     """The two small presets differ only in what the FiLM layers read (pixels or backbone
     features), so comparisons between them measure that alone."""
     pretrained, small = preset("small_pretrained"), preset("small")
-    assert (pretrained.image_backbone, pretrained.image_channels) == ("efficientnet_lite0", (64, 96))
-    assert replace(pretrained, name="small", image_backbone="none", image_channels=small.image_channels) == small
+    assert (pretrained.image_backbone, pretrained.backbone_stride, pretrained.image_channels) == (
+        "efficientnet_lite0", 4, (64, 96))
+    assert replace(pretrained, name="small", image_backbone="none", backbone_stride=small.backbone_stride,
+                   image_channels=small.image_channels) == small
 
 
 def test_unknown_preset_suggests():
