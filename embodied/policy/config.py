@@ -200,8 +200,8 @@ PRESETS: tuple[PolicyConfig, ...] = (
     # instead of a stem trained from the pixels: the pooled 4 arms x 3 tasks run at 8000 steps
     # succeeded in 598/1200 episodes over two seeds, against 487/1200 cut at stride 8 and 404/1200 on
     # the pixels (docs/policy_experiments.md, "The backbone at stride 4"). Not the default: on the
-    # robot its int8 graph is slower than small's, outside the deployment targets `small` is held to
-    # (README, "On the robot's computer").
+    # robot its int8 graph misses the deployment targets `small` is held to (5.0 ms per chunk and
+    # 2.3x torch eager, against <= 5 ms and >= 3x; README, "On the robot's computer").
     replace(_SMALL, name="small_pretrained", image_backbone="efficientnet_lite0", backbone_stride=4,
             image_channels=(64, 96)),
     PolicyConfig(name="base", width=512, depth=8, heads=8, dropout=0.1, image_channels=(48, 96, 128),
