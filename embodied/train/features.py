@@ -98,8 +98,13 @@ class FeatureCache:
 
 
 class FrameFeatures:
-    """The backbone features of every frame of `dataset`: float16[N, K, C, h, w] (K camera
-    slots; zeros where a robot has no camera in a slot).
+    """The backbone features of every frame of `dataset`, for the cameras each frame has.
+
+    A robot fills only some of the pooled camera slots (two of four for the pooled arms), so
+    the table keeps one row per (frame, present camera): `table` is float16[R, C, h, w] and
+    `rows[i, k]` the row of frame i's slot-k camera (-1: the robot has no camera there).
+    Indexing (`features[index]`) gives float16[B, K, C, h, w] with zeros for absent slots,
+    what the policy reads (it masks them by `camera_mask`).
 
     Args:
         dataset: the training frames (without image augmentation).
@@ -121,6 +126,7 @@ class FrameFeatures:
                             "cannot be cached; build it with augment=False")
         t0 = time.perf_counter()
         collate, self.slots = Collate(tuple(dataset.camera_slots)), list(dataset.camera_slots)
+        self.rows = _rows(dataset)
         table: torch.Tensor | None = None
         bar = tqdm(total=len(dataset), desc="backbone features", unit="frame", disable=not progress)
 
@@ -133,17 +139,25 @@ class FrameFeatures:
             pixels = batch["images"][present]
             features = cache.features(pixels, encode) if cache is not None else encode(pixels)
             if table is None:
-                table = _table(len(dataset), len(self.slots), features.shape[1:])
-            table[start:stop][present] = features
+                table = _table(int(self.rows.max()) + 1, features.shape[1:], len(dataset), len(self.slots))
+            table[self.rows[start:stop][present]] = features
             bar.update(stop - start)
         bar.close()
         self.table, self.cache = table, cache
         self.seconds = time.perf_counter() - t0
         log.info("backbone features: %s", self.summary())
 
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        """float16[B, K, C, h, w]: the features of frames `index` (int[B]), zeros where absent."""
+        rows = self.rows[index]
+        out = self.table.new_zeros((*rows.shape, *self.table.shape[1:]))
+        present = rows >= 0
+        out[present] = self.table[rows[present]]
+        return out
+
     def summary(self) -> dict[str, Any]:
         """What the table holds and what it cost (a run's summary reports it)."""
-        return {"frames": len(self.table), "cameras": len(self.slots), "shape": list(self.table.shape[2:]),
+        return {"frames": len(self.rows), "cameras": len(self.slots), "shape": list(self.table.shape[1:]),
                 "megabytes": round(self.table.numel() * 2 / 2**20, 1), "seconds": round(self.seconds, 1),
                 "cache": str(self.cache.folder) if self.cache else None,
                 "batches_read": self.cache.hits if self.cache else None,
@@ -156,8 +170,21 @@ class FrameFeatures:
                 if list(batch["camera_slots"]) != self.slots:
                     raise DataError(f"batch camera slots {batch['camera_slots']} differ from the cached "
                                     f"features' {self.slots}")
-                yield {**batch, "image_features": self.table[batch["index"]]}
+                yield {**batch, "image_features": self[batch["index"]]}
         return from_step
+
+
+def _rows(dataset: PooledDataset) -> torch.Tensor:
+    """int64[frames, slots]: each present (frame, camera)'s row in the table, -1 where absent.
+    A source's frames all show its cameras; rows run source by source, slot by slot."""
+    rows = torch.full((len(dataset), len(dataset.camera_slots)), -1, dtype=torch.int64)
+    offsets, row = dataset.offsets.tolist(), 0
+    for s, cameras in enumerate(dataset.cameras):
+        lo, hi = offsets[s], offsets[s + 1]
+        for slot in sorted(dataset.camera_slots.index(c) for c in cameras):
+            rows[lo:hi, slot] = torch.arange(row, row + hi - lo)
+            row += hi - lo
+    return rows
 
 
 def _batches(offsets: list[int], size: int) -> Iterator[tuple[int, int]]:
@@ -168,16 +195,16 @@ def _batches(offsets: list[int], size: int) -> Iterator[tuple[int, int]]:
             yield start, min(start + size, hi)
 
 
-def _table(frames: int, slots: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Zeros float16[frames, slots, *shape], or DataError when they would fill more than half
-    of this machine's memory."""
-    need = frames * slots * math.prod(shape) * 2
+def _table(rows: int, shape: tuple[int, ...], frames: int, slots: int) -> torch.Tensor:
+    """Zeros float16[rows, *shape], or DataError when they would fill more than half of this
+    machine's memory."""
+    need = rows * math.prod(shape) * 2
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > have // 2:
-        raise DataError(f"cached backbone features of {frames} frames x {slots} cameras need {need / 2**30:.1f} GiB, "
-                        f"more than half of this machine's {have / 2**30:.1f} GiB; train on fewer frames or with "
-                        "a coarser --set backbone_stride")
-    return torch.zeros(frames, slots, *shape, dtype=torch.float16)
+        raise DataError(f"cached backbone features of {frames} frames ({rows} camera images in {slots} slots) "
+                        f"need {need / 2**30:.1f} GiB, more than half of this machine's {have / 2**30:.1f} GiB; "
+                        "train on fewer frames or with a coarser --set backbone_stride")
+    return torch.zeros(rows, *shape, dtype=torch.float16)
 
 
 def batch_stream(batches: Batches, dataset: PooledDataset, encoder: ImageEncoder, device: str = "cpu",

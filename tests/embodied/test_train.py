@@ -276,15 +276,28 @@ def test_frozen_backbone_features_are_cached_once_and_saved_with_the_policy(tmp_
     capsys.readouterr()
     features = FrameFeatures(dataset, policy.image, batch_size=64, progress=True)
     assert "backbone features: 100%" in capsys.readouterr().err  # minutes on the pooled stores: not silent
-    assert features.table.shape == (len(dataset), len(dataset.camera_slots), 40, 12, 12)
-    assert features.table.dtype == torch.float16 and len(dataset.camera_slots) == 4  # so100 and koch name theirs apart
+    assert len(dataset.camera_slots) == 4  # so100 and koch name theirs apart: each robot fills two slots
+    assert features.table.shape == (2 * len(dataset), 40, 12, 12) and features.table.dtype == torch.float16
+    assert features.summary()["megabytes"] == round(2 * len(dataset) * 40 * 12 * 12 * 2 / 2**20, 1)
     for index in (0, len(dataset) - 1):
         sample = dataset[index]
         images = torch.stack([torch.from_numpy(sample["images"][c]) for c in sample["cameras"]])
         with torch.no_grad():
             expected = policy.image.features(images)
         slots = [features.slots.index(c) for c in sample["cameras"]]
-        torch.testing.assert_close(features.table[index, slots].float(), expected, rtol=1e-2, atol=1e-2)
+        looked_up = features[torch.tensor([index])]
+        assert looked_up.shape == (1, 4, 40, 12, 12)
+        torch.testing.assert_close(looked_up[0, slots].float(), expected, rtol=1e-2, atol=1e-2)
+        absent = [k for k in range(4) if k not in slots]
+        assert not looked_up[0, absent].any()  # the other robot's slots: zeros, masked by camera_mask
+
+
+def test_a_feature_table_larger_than_half_the_memory_is_refused_before_it_is_allocated():
+    from embodied.train.features import _table
+
+    with pytest.raises(DataError, match=r"10000000 frames \(20000000 camera images in 4 slots\).*backbone_stride"):
+        _table(20_000_000, (24, 24, 24), frames=10_000_000, slots=4)  # about 0.5 TiB
+    assert _table(3, (2, 2, 2), frames=2, slots=4).shape == (3, 2, 2, 2)
 
 
 def test_backbone_features_kept_on_disk_are_read_back_only_for_the_same_frames(tmp_path, stores, caplog):
