@@ -154,11 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per pair and policy")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", help="instruction-embedding cache folder")
+    p.add_argument("--lr", type=float, help="peak learning rate of every run (default: `embodied train`'s)")
+    p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
+                   help="override fields of the preset in every run, as `embodied train --set`")
+    p.add_argument("--feature-cache", metavar="DIR", help="frozen-backbone feature cache, as `embodied train`'s")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    from embodied.cli.train import parse_overrides
+
+    given = {"lr": args.lr, "feature_cache": args.feature_cache}
+    overrides = {k: v for k, v in given.items() if v is not None} | {"policy_overrides": parse_overrides(args.overrides)}
     report = run_transfer(TransferConfig(tuple(args.data), args.out, args.demos, tuple(args.seeds), args.steps,
-                                         args.preset, args.episodes, args.workers, args.cache))
+                                         args.preset, args.episodes, args.workers, args.cache, overrides))
     print(json.dumps({k: report[k] for k in ("per_seed", POOLED, "specialists", "gain", "gain_ci95")}, indent=2))
     return 0
 

@@ -9,7 +9,7 @@ import pytest
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.data import EpisodeStore
 from embodied.errors import DataError
-from embodied.eval.transfer import TransferConfig, run_transfer
+from embodied.eval.transfer import TransferConfig, main, run_transfer
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,16 @@ def test_a_dataset_without_its_task_is_a_clear_error(stores, tmp_path):
     with pytest.raises(DataError, match="does not say which simulated task.*set_attr"):
         run_transfer(TransferConfig((data[0], str(old)), str(tmp_path / "out")))
     assert store.num_episodes == 0
+
+
+def test_the_command_line_trains_every_run_with_the_recipe_given(stores, request, tmp_path, capsys):
+    _, data = stores
+    cache = str(request.config.cache.mkdir("minilm_embeddings"))
+    out = tmp_path / "out"
+    assert main(["--data", *data, "--demos", "1", "--seeds", "0", "--steps", "1", "--preset", "tiny", "--episodes", "1",
+                 "--workers", "1", "--cache", cache, "--lr", "5e-4", "--set", "chunk=4", "--out", str(out)]) == 0
+    for run in ("pooled", "so100", "koch"):
+        trained = json.loads((out / "seed0" / run / "train_config.json").read_text())
+        assert trained["lr"] == 5e-4 and trained["policy_overrides"] == {"chunk": 4}
+        assert json.loads((out / "seed0" / run / "last" / "config.json").read_text())["chunk"] == 4
+    assert json.loads(capsys.readouterr().out)["pooled"]["episodes"] == 2
