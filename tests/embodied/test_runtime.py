@@ -211,7 +211,9 @@ def test_async_scheduler_never_blocks_and_blends():
             actions.append(float(sched.step(obs())[0]))
             ticks.append(time.perf_counter() - t0)
             time.sleep(0.01)  # a 100 Hz control loop
-        assert max(ticks) < 0.01  # inference takes 30 ms; a tick never waits for it
+        # inference takes 30 ms; a tick never waits for it (the margin is for a loaded machine:
+        # a tick took 16.5 ms beside the rest of the suite on 2 cores)
+        assert max(ticks) < 0.025
         # a chunk is requested 6 ticks (~60 ms) before the plan runs out: rarely starved
         assert infer.calls >= 4 and sched.starved <= 3
         # each new chunk takes over through a blend: the actions never step back to an older
