@@ -15,6 +15,11 @@ unit of noise; the per-seed gains, reported beside it, show how much the seeds d
 Each dataset names its task (`sim_task`, recorded by `embodied simgen`). Resumable: trainings
 that reached `steps` and evaluations already written in `--out` are not repeated. Writes
 `--out/transfer.json` and prints it.
+
+A seed of the twelve-pair protocol takes most of an afternoon on a 2-core machine, so seeds are
+often run apart, on other days or machines; their reports add up to the protocol's:
+
+    python -m embodied.eval.transfer --combine seed0/transfer.json seed1/transfer.json --out runs/all
 """
 
 from __future__ import annotations
@@ -114,6 +119,23 @@ def _gain(pooled: list[SuccessRate], alone: list[SuccessRate]) -> dict[str, Any]
                                                                             s.successes, s.episodes))}
 
 
+def _report(config: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The protocol's report from its evaluated pairs (one row per seed, robot and task): the gain
+    over every row, and over the rows of each seed, robot and task."""
+    def gain_over(key: str, value: Any) -> dict[str, Any]:
+        chosen = [r for r in rows if r[key] == value]
+        return _gain([SuccessRate(**r[POOLED]) for r in chosen], [SuccessRate(**r["specialist"]) for r in chosen])
+
+    def values(key: str) -> list[Any]:
+        return list(dict.fromkeys(r[key] for r in rows))
+
+    return {"config": config, "pairs": rows,
+            "per_seed": [{"seed": seed, **gain_over("seed", seed)} for seed in values("seed")],
+            "per_robot": {robot: gain_over("robot", robot) for robot in values("robot")},
+            "per_task": {task: gain_over("task", task) for task in values("task")},
+            **_gain([SuccessRate(**r[POOLED]) for r in rows], [SuccessRate(**r["specialist"]) for r in rows])}
+
+
 def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
     """Train and evaluate every run of the protocol (or find them done); returns the report."""
     if not cfg.seeds:
@@ -121,32 +143,73 @@ def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
     pairs = dataset_pairs(cfg.data)
     robots = list(dict.fromkeys(robot for robot, _ in pairs.values()))
     root = Path(cfg.out)
-    rows, per_seed = [], []
+    rows = []
     for seed in cfg.seeds:
         base = root / f"seed{seed}"
         _train(cfg, list(pairs), seed, base / POOLED)
         for robot in robots:
             _train(cfg, [d for d, (r, _) in pairs.items() if r == robot], seed, base / robot)
-        seed_rows = []
         for robot, task in pairs.values():
             pooled, alone = _evaluate(cfg, base / POOLED, robot, task), _evaluate(cfg, base / robot, robot, task)
             _say(cfg, f"seed {seed} {robot}/{task}: pooled {pooled.successes}/{pooled.episodes}, "
                       f"specialist {alone.successes}/{alone.episodes}")
-            seed_rows.append({"seed": seed, "robot": robot, "task": task, POOLED: pooled, "specialist": alone})
-        per_seed.append({"seed": seed, **_gain([r[POOLED] for r in seed_rows], [r["specialist"] for r in seed_rows])})
-        rows += seed_rows
-    report = {"config": asdict(cfg) | {"data": list(cfg.data), "seeds": list(cfg.seeds)},
-              "pairs": [{**r, POOLED: asdict(r[POOLED]), "specialist": asdict(r["specialist"])} for r in rows],
-              "per_seed": per_seed,
-              **_gain([r[POOLED] for r in rows], [r["specialist"] for r in rows])}
+            rows.append({"seed": seed, "robot": robot, "task": task, POOLED: asdict(pooled), "specialist": asdict(alone)})
+    report = _report(asdict(cfg) | {"data": list(cfg.data), "seeds": list(cfg.seeds)}, rows)
     root.mkdir(parents=True, exist_ok=True)
     (root / "transfer.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
+# What two reports must share to be one protocol's seeds (where the data and the caches lie may differ).
+_RECIPE = ("demos", "steps", "preset", "episodes")
+_NOT_RECIPE = ("feature_cache",)
+
+
+def combine_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report over the seeds of several reports of the same protocol: the same pairs, the
+    same recipe (demonstrations, steps, preset, episodes, training overrides), no seed twice."""
+    if not reports:
+        raise ConfigError("give at least one report to combine")
+
+    def recipe(report: dict[str, Any]) -> tuple[Any, ...]:
+        cfg = report["config"]
+        overrides = {k: v for k, v in cfg.get("train_overrides", {}).items() if k not in _NOT_RECIPE}
+        pairs = sorted({(r["robot"], r["task"]) for r in report["pairs"]})
+        return tuple(cfg[k] for k in _RECIPE) + (json.dumps(overrides, sort_keys=True), pairs)
+
+    first = recipe(reports[0])
+    for i, report in enumerate(reports[1:], start=1):
+        if recipe(report) != first:
+            names = _RECIPE + ("train_overrides", "pairs")
+            differ = [n for n, a, b in zip(names, first, recipe(report)) if a != b]
+            raise ConfigError(f"report {i} is not the same protocol as report 0: its {', '.join(differ)} differ; "
+                              "combine only seeds of one recipe over the same pairs")
+    seeds = [seed for report in reports for seed in report["config"]["seeds"]]
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"a seed appears in two reports (seeds {seeds}); each seed counts once")
+    rows = [row for report in reports for row in report["pairs"]]
+    return _report(reports[0]["config"] | {"seeds": seeds}, rows)
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    how = "`--combine` takes the transfer.json files that `python -m embodied.eval.transfer --out DIR` wrote"
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"transfer report {path} does not exist; {how}") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"transfer report {path} is not JSON ({e}); {how}") from None
+    if not isinstance(report, dict) or not {"config", "pairs"} <= report.keys():
+        raise DataError(f"{path} is not a transfer report (it has no config and pairs); {how}")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m embodied.eval.transfer", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", nargs="+", required=True, help="one dataset per (robot, task), two robots or more")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", nargs="+", help="one dataset per (robot, task), two robots or more")
+    source.add_argument("--combine", nargs="+", metavar="REPORT",
+                       help="transfer.json reports of other seeds of one protocol: write their combined report")
     p.add_argument("--demos", type=int, default=20, help="first N episodes of each dataset (default 20)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps of every run, pooled or not")
@@ -161,12 +224,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    from embodied.cli.train import parse_overrides
+    if args.combine:
+        report = combine_reports([_read_report(Path(f)) for f in args.combine])
+        report["config"]["out"] = args.out
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "transfer.json").write_text(json.dumps(report, indent=2) + "\n")
+    else:
+        from embodied.cli.train import parse_overrides
 
-    given = {"lr": args.lr, "feature_cache": args.feature_cache}
-    overrides = {k: v for k, v in given.items() if v is not None} | {"policy_overrides": parse_overrides(args.overrides)}
-    report = run_transfer(TransferConfig(tuple(args.data), args.out, args.demos, tuple(args.seeds), args.steps,
-                                         args.preset, args.episodes, args.workers, args.cache, overrides))
+        given = {"lr": args.lr, "feature_cache": args.feature_cache}
+        overrides = ({k: v for k, v in given.items() if v is not None}
+                     | {"policy_overrides": parse_overrides(args.overrides)})
+        report = run_transfer(TransferConfig(tuple(args.data), args.out, args.demos, tuple(args.seeds), args.steps,
+                                             args.preset, args.episodes, args.workers, args.cache, overrides))
     print(json.dumps({k: report[k] for k in ("per_seed", POOLED, "specialists", "gain", "gain_ci95")}, indent=2))
     return 0
 

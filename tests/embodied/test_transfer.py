@@ -8,8 +8,8 @@ import pytest
 
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.data import EpisodeStore
-from embodied.errors import DataError
-from embodied.eval.transfer import TransferConfig, main, run_transfer
+from embodied.errors import ConfigError, DataError
+from embodied.eval.transfer import TransferConfig, combine_reports, main, run_transfer
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,41 @@ def test_the_command_line_trains_every_run_with_the_recipe_given(stores, request
         assert trained["lr"] == 5e-4 and trained["policy_overrides"] == {"chunk": 4}
         assert json.loads((out / "seed0" / run / "last" / "config.json").read_text())["chunk"] == 4
     assert json.loads(capsys.readouterr().out)["pooled"]["episodes"] == 2
+
+
+def test_seeds_run_apart_combine_into_the_protocols_report(stores, request, tmp_path, capsys):
+    _, data = stores
+    cache = str(request.config.cache.mkdir("minilm_embeddings"))
+    common = ["--data", *data, "--demos", "1", "--steps", "1", "--preset", "tiny", "--episodes", "1",
+              "--workers", "1", "--cache", cache, "--feature-cache"]
+    for seed in (0, 1):  # each seed on its own "machine": its own feature cache and output folder
+        assert main([*common, str(tmp_path / f"features{seed}"), "--seeds", str(seed),
+                     "--out", str(tmp_path / f"seed{seed}")]) == 0
+    apart = [json.loads((tmp_path / f"seed{seed}" / "transfer.json").read_text()) for seed in (0, 1)]
+    capsys.readouterr()
+    assert main(["--combine", *(str(tmp_path / f"seed{seed}" / "transfer.json") for seed in (0, 1)),
+                 "--out", str(tmp_path / "all")]) == 0
+    combined = json.loads((tmp_path / "all" / "transfer.json").read_text())
+    assert combined["pairs"] == apart[0]["pairs"] + apart[1]["pairs"]
+    assert combined["config"]["seeds"] == [0, 1] and combined["config"]["out"] == str(tmp_path / "all")
+    assert [s["gain"] for s in combined["per_seed"]] == [apart[0]["gain"], apart[1]["gain"]]
+    wins = sum(p["pooled"]["successes"] - p["specialist"]["successes"] for p in combined["pairs"])
+    assert combined["gain"] == pytest.approx(wins / 4) and combined["pooled"]["episodes"] == 4
+    koch = [p for p in combined["pairs"] if p["robot"] == "koch"]
+    assert combined["per_robot"]["koch"]["gain"] == pytest.approx(
+        sum(p["pooled"]["successes"] - p["specialist"]["successes"] for p in koch) / 2)
+    assert list(combined["per_task"]) == ["lift"] and combined["per_task"]["lift"]["gain"] == combined["gain"]
+    assert json.loads(capsys.readouterr().out)["gain"] == combined["gain"]
+
+    with pytest.raises(ConfigError, match="a seed appears in two reports"):
+        combine_reports([apart[0], combined])
+    longer = apart[1] | {"config": apart[1]["config"] | {"steps": 2}}
+    with pytest.raises(ConfigError, match="report 1 is not the same protocol.*its steps differ"):
+        combine_reports([apart[0], longer])
+    with pytest.raises(ConfigError, match="its pairs differ"):
+        combine_reports([apart[0], apart[1] | {"pairs": apart[1]["pairs"][:1]}])
+    (tmp_path / "torn.json").write_text('{"config": {')
+    with pytest.raises(DataError, match="torn.json is not JSON"):
+        main(["--combine", str(tmp_path / "torn.json"), "--out", str(tmp_path / "x")])
+    with pytest.raises(DataError, match="gone.json does not exist"):
+        main(["--combine", str(tmp_path / "gone.json"), "--out", str(tmp_path / "x")])
