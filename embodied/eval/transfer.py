@@ -197,7 +197,7 @@ def _read_report(path: Path) -> dict[str, Any]:
         report = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"transfer report {path} does not exist; {how}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"transfer report {path} is not JSON ({e}); {how}") from None
     if not isinstance(report, dict) or not {"config", "pairs"} <= report.keys():
         raise DataError(f"{path} is not a transfer report (it has no config and pairs); {how}")
