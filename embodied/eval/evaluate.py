@@ -146,6 +146,15 @@ def weights_sha256(ckpt: Path) -> str:
     return json.loads((ckpt / MANIFEST).read_text())["weights_sha256"]
 
 
+def adapter_sha256(ckpt: Path, robot: str) -> str | None:
+    """The hash of `robot`'s adapter-only finetune kept next to the checkpoint (None: it has none),
+    which loading the checkpoint adds to the base weights: a new finetune is other weights."""
+    from embodied.policy.checkpoint import ADAPTERS
+
+    meta = ckpt / ADAPTERS / f"{robot}.json"
+    return json.loads(meta.read_text())["weights_sha256"] if meta.is_file() else None
+
+
 def _checkpoint_spec(cfg: EvalConfig, texts: list[str]) -> tuple[str, PolicySpec]:
     """Load the checkpoint once here (fail fast) and embed every instruction into the disk cache."""
     from embodied.policy import LanguageEncoder, load_checkpoint
@@ -232,6 +241,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     report = {
         "policy": path, "runtime": "onnxruntime" if spec.precision else "torch", "precision": spec.precision or "fp32",
         "weights_sha256": None if cfg.bundle else weights_sha256(Path(path)),
+        "adapter_sha256": None if cfg.bundle else adapter_sha256(Path(path), cfg.robot),
         "robot": cfg.robot, "task": cfg.task, "instructions": cfg.instructions, "camera_jitter": cfg.camera_jitter,
         "episodes": rate.episodes, "successes": rate.successes, "success_rate": rate.rate, "ci95": [lo, hi],
         "named_object_rate": grounding(results), "by_target_color": by_target_color(results),
@@ -246,16 +256,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def evaluate_or_read(cfg: EvalConfig, out: Path, **extra: Any) -> dict[str, Any]:
-    """The report at `out` when it evaluated the same checkpoint weights on the same episodes
-    (robot, task, instructions, seeds, execution, cameras); else `evaluate(cfg)` with `extra`
+    """The report at `out` when it evaluated the same checkpoint weights (and the robot's adapter
+    next to them) on the same episodes (robot, task, instructions, seeds, execution, cameras); else `evaluate(cfg)` with `extra`
     fields added, written to `out`. A report cut short by a killed process is run again.
     Checkpoints only (a bundle's report carries no weights hash)."""
     from embodied.train.rundir import resolve_policy
 
     if cfg.bundle or cfg.emulate:
         raise ConfigError("evaluate_or_read reuses reports of torch checkpoints; evaluate a bundle with evaluate()")
-    keys = ("weights_sha256", "robot", "task", "instructions", "episodes", "seed0", "execution", "camera_jitter")
-    want = (weights_sha256(resolve_policy(cfg.policy)), cfg.robot, cfg.task, cfg.instructions, cfg.episodes,
+    keys = ("weights_sha256", "adapter_sha256", "robot", "task", "instructions", "episodes", "seed0", "execution",
+            "camera_jitter")
+    ckpt = resolve_policy(cfg.policy)
+    want = (weights_sha256(ckpt), adapter_sha256(ckpt, cfg.robot), cfg.robot, cfg.task, cfg.instructions, cfg.episodes,
             cfg.seed0, asdict(cfg.execution), cfg.camera_jitter)
     try:
         old = json.loads(out.read_text())

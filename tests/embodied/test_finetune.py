@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -10,8 +11,9 @@ from embodied.cli.main import main
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.data import EpisodeStore
 from embodied.eval import EvalConfig, evaluate
+from embodied.eval.evaluate import evaluate_or_read
 from embodied.policy import load_checkpoint
-from embodied.train import TrainConfig, train
+from embodied.train import TrainConfig, finetune, train
 
 
 def sha(path):
@@ -99,3 +101,24 @@ def test_finetune_over_a_frozen_backbone_reads_the_new_arms_features_back(base, 
         summaries.append(json.loads(capsys.readouterr().out.split("\nadapter: ")[0])["backbone_features"])
     assert summaries[0]["batches_read"] == 0 and summaries[0]["batches_encoded"] > 0
     assert (summaries[1]["batches_read"], summaries[1]["batches_encoded"]) == (summaries[0]["batches_encoded"], 0)
+
+
+def test_a_report_is_kept_for_its_adapter_and_redone_for_a_new_one(base, tmp_path):
+    """Evaluation reports are reused only for the same weights: a new finetune of the arm's
+    adapter leaves the base's hash as it was, and is evaluated again."""
+    root, cache = base
+    ckpt = tmp_path / "base"
+    shutil.copytree(root / "run" / "last", ckpt, ignore=shutil.ignore_patterns("adapters"))
+    cfg = EvalConfig(str(ckpt), "koch", "lift", episodes=1, workers=1, language_cache=cache, progress=False)
+    out = tmp_path / "eval" / "koch_lift.json"
+    reports = []
+    for steps in (1, 2):  # two finetunes of the same arm on the same base
+        finetune(ckpt, "koch", TrainConfig(out=str(tmp_path / f"ft{steps}"), data=(str(root / "koch.zarr"),),
+                                           steps=steps, batch_size=4, workers=0, language_cache=cache, progress=False))
+        reports.append(evaluate_or_read(cfg, out))
+        written = out.stat().st_mtime_ns
+        assert evaluate_or_read(cfg, out) == reports[-1] and out.stat().st_mtime_ns == written  # read back
+    adapter = json.loads((ckpt / "adapters" / "koch.json").read_text())["weights_sha256"]
+    assert reports[1]["adapter_sha256"] == adapter != reports[0]["adapter_sha256"]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    assert json.loads(out.read_text())["adapter_sha256"] == adapter
