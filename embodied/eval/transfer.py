@@ -81,18 +81,11 @@ def dataset_pairs(data: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     return pairs
 
 
-def _trained_steps(run: Path) -> int:
-    """Steps the run's last checkpoint holds (0: none yet), found as `embodied train` resumes it."""
-    from embodied.train.rundir import checkpoint_dir, load_state
-
-    last = checkpoint_dir(run)
-    return int(load_state(last)["step"]) if last is not None else 0
-
-
 def _train(cfg: TransferConfig, data: list[str], seed: int, run: Path) -> None:
     from embodied.train import TrainConfig, train
+    from embodied.train.rundir import trained_steps
 
-    if _trained_steps(run) >= cfg.steps:
+    if trained_steps(run) >= cfg.steps:
         _say(cfg, f"{run} already trained to {cfg.steps} steps")
         return
     _say(cfg, f"training {run} ({cfg.steps} steps, {len(data)} dataset(s))")

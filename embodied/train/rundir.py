@@ -62,6 +62,12 @@ def resolve_policy(path: str | Path) -> Path:
     return found
 
 
+def trained_steps(run: str | Path) -> int:
+    """Steps the run's last checkpoint holds (0: none yet), found as a resumed run finds it."""
+    last = checkpoint_dir(run)
+    return int(load_state(last)["step"]) if last is not None else 0
+
+
 def rng_state() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}

@@ -1,0 +1,197 @@
+"""A new arm from few demonstrations: adapter-only finetuning of a base that never saw the arm,
+against training from scratch, along a curve of demonstration counts, and against a reference
+trained from scratch on many.
+
+The issue's measure: hold one robot out of pretraining; at 20 demonstrations the adapter should
+reach 80% of the success of a policy trained on 200 of that robot, with the curve at 5 / 10 /
+20 / 50 demonstrations against training from scratch:
+
+    python -m embodied.eval.new_arm --base runs/pooled_without_ur5e --robot ur5e --task lift \\
+        --data datasets/ur5e_lift_200.zarr --demos 5 10 20 50 --reference-demos 200 \\
+        --steps 3000 --reference-steps 6000 --episodes 50 --out runs/new_arm
+
+Every count N trains on the first N episodes of `--data` (so the curve's runs see nested
+demonstrations), once per seed: `adapter_N_seedS/` finetunes the arm's adapter on its own copy of
+the base checkpoint (an adapter is saved next to its base, so each needs one), `scratch_N_seedS/`
+trains every weight from scratch with the same steps; `reference/` trains from scratch on
+`--reference-demos` with `--reference-steps`. Every run is evaluated on the same seeded
+episodes. Resumable: finished runs and their evaluations are kept. Writes `--out/new_arm.json`
+(each rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
+success at each count) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embodied.errors import ConfigError
+from embodied.eval.stats import SuccessRate, wilson_interval
+
+FINETUNED = "finetune.json"  # an adapter run's summary, written when its finetune finished
+
+
+@dataclass(frozen=True)
+class NewArmConfig:
+    base: str  # run or checkpoint folder of a policy trained without `robot`
+    robot: str
+    task: str
+    data: tuple[str, ...]  # the new arm's datasets; each count N uses the first N episodes of each
+    out: str
+    demos: tuple[int, ...] = (5, 10, 20, 50)
+    reference_demos: int = 200
+    seeds: tuple[int, ...] = (0,)  # of the adapter and scratch runs; the reference is trained once
+    steps: int = 3000  # of every adapter and scratch run
+    reference_steps: int = 6000
+    preset: str | None = None  # of the scratch and reference runs (None: the base's)
+    episodes: int = 50  # evaluation episodes of every run
+    workers: int = 2
+    language_cache: str | None = None
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every run
+    progress: bool = True
+
+
+def _say(cfg: NewArmConfig, line: str) -> None:
+    if cfg.progress:
+        print(f"new arm: {line}", file=sys.stderr, flush=True)
+
+
+def _base_checkpoint(cfg: NewArmConfig) -> tuple[Path, str]:
+    """The base's checkpoint and the preset of the runs from scratch; refuses a base that knows the arm."""
+    from embodied.train.rundir import CONFIG, MANIFEST, resolve_policy
+
+    ckpt = resolve_policy(cfg.base)
+    known = json.loads((ckpt / MANIFEST).read_text())["robots"]
+    if cfg.robot in known:
+        raise ConfigError(f"the base {ckpt} was trained on {cfg.robot} (it knows {sorted(known)}); a new arm is "
+                          f"measured on a base that held it out: train one without {cfg.robot}'s datasets")
+    if cfg.preset is not None:
+        return ckpt, cfg.preset
+    run_config = ckpt.parent / CONFIG
+    if not run_config.is_file():
+        raise ConfigError(f"{ckpt} has no {CONFIG} beside it to say its preset; give the preset of the runs "
+                          "from scratch (--preset)")
+    return ckpt, json.loads(run_config.read_text())["preset"]
+
+
+def _train_config(cfg: NewArmConfig, out: Path, demos: int, steps: int, seed: int, preset: str):
+    from embodied.train import TrainConfig
+
+    return TrainConfig(out=str(out), data=cfg.data, demos=demos, preset=preset, steps=steps, seed=seed, preload=True,
+                       language_cache=cfg.language_cache, progress=False, **cfg.train_overrides)
+
+
+def _from_scratch(cfg: NewArmConfig, run: Path, demos: int, steps: int, seed: int, preset: str) -> Path:
+    from embodied.train import train
+    from embodied.train.rundir import trained_steps
+
+    if trained_steps(run) >= steps:
+        _say(cfg, f"{run} already trained to {steps} steps")
+    else:
+        _say(cfg, f"training {run} from scratch ({demos} demonstrations, {steps} steps)")
+        train(_train_config(cfg, run, demos, steps, seed, preset))
+    return run
+
+
+def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, preset: str) -> Path:
+    """The arm's adapter finetuned on a copy of the base kept in `run/base`; returns that checkpoint."""
+    from embodied.policy.checkpoint import ADAPTERS
+    from embodied.train import finetune
+    from embodied.train.rundir import STATE
+
+    ckpt, done = run / "base", run / FINETUNED
+    if done.is_file() and json.loads(done.read_text())["steps"] == cfg.steps:
+        _say(cfg, f"{run} already finetuned for {cfg.steps} steps")
+        return ckpt
+    _say(cfg, f"finetuning {run} ({demos} demonstrations, {cfg.steps} steps)")
+    shutil.rmtree(run, ignore_errors=True)  # a finetune does not resume: start it again from the base
+    shutil.copytree(base, ckpt, ignore=shutil.ignore_patterns(ADAPTERS, STATE, "eval"))
+    summary = finetune(ckpt, cfg.robot, _train_config(cfg, run, demos, cfg.steps, seed, preset))
+    done.write_text(json.dumps(summary, indent=2) + "\n")
+    return ckpt
+
+
+def _evaluate(cfg: NewArmConfig, policy: Path, trained: int) -> SuccessRate:
+    from embodied.eval.evaluate import EvalConfig, evaluate_or_read
+
+    report = evaluate_or_read(EvalConfig(str(policy), cfg.robot, cfg.task, episodes=cfg.episodes, workers=cfg.workers,
+                                         language_cache=cfg.language_cache, progress=False),
+                              policy / "eval" / f"{cfg.robot}_{cfg.task}_new_arm.json", trained_steps=trained)
+    return SuccessRate(report["successes"], report["episodes"])
+
+
+def _rate(rates: list[SuccessRate]) -> dict[str, Any]:
+    total = SuccessRate(sum(r.successes for r in rates), sum(r.episodes for r in rates))
+    return asdict(total) | {"rate": total.rate, "ci95": list(wilson_interval(total.successes, total.episodes)),
+                            "per_seed": [r.successes for r in rates]}
+
+
+def run_new_arm(cfg: NewArmConfig) -> dict[str, Any]:
+    """Train and evaluate every run (or find them done); returns the report."""
+    from embodied.train.data import check_sources, open_sources
+
+    if not cfg.seeds or not cfg.demos:
+        raise ConfigError("give at least one demonstration count and one seed")
+    base, preset = _base_checkpoint(cfg)
+    check_sources(open_sources(cfg.data, demos=max(*cfg.demos, cfg.reference_demos)).sources, only_robot=cfg.robot)
+    root = Path(cfg.out)
+    reference = _from_scratch(cfg, root / "reference", cfg.reference_demos, cfg.reference_steps, cfg.seeds[0], preset)
+    ref = _evaluate(cfg, reference, cfg.reference_steps)
+    _say(cfg, f"reference ({cfg.reference_demos} demonstrations): {ref.successes}/{ref.episodes}")
+    curve = []
+    for n in cfg.demos:
+        adapted, scratch = [], []
+        for seed in cfg.seeds:
+            adapted.append(_evaluate(cfg, _adapter(cfg, root / f"adapter_{n}_seed{seed}", base, n, seed, preset),
+                                     cfg.steps))
+            scratch.append(_evaluate(cfg, _from_scratch(cfg, root / f"scratch_{n}_seed{seed}", n, cfg.steps, seed,
+                                                        preset), cfg.steps))
+            _say(cfg, f"{n} demonstrations, seed {seed}: adapter {adapted[-1].successes}/{adapted[-1].episodes}, "
+                      f"from scratch {scratch[-1].successes}/{scratch[-1].episodes}")
+        row = {"demos": n, "adapter": _rate(adapted), "scratch": _rate(scratch)}
+        row["adapter_share_of_reference"] = row["adapter"]["rate"] / ref.rate if ref.successes else None
+        curve.append(row)
+    report = {"config": asdict(cfg) | {"data": list(cfg.data), "demos": list(cfg.demos), "seeds": list(cfg.seeds),
+                                       "preset": preset},
+              "base": str(base), "reference": {"demos": cfg.reference_demos, **_rate([ref])}, "curve": curve}
+    (root / "new_arm.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m embodied.eval.new_arm", description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", required=True, help="run or checkpoint folder of a policy trained without --robot")
+    p.add_argument("--robot", required=True, help="the new arm")
+    p.add_argument("--task", required=True, help="the simulated task its episodes are evaluated on")
+    p.add_argument("--data", nargs="+", required=True, help="the new arm's datasets")
+    p.add_argument("--demos", nargs="+", type=int, default=[5, 10, 20, 50], help="the curve's demonstration counts")
+    p.add_argument("--reference-demos", type=int, default=200)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="of the adapter and scratch runs")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps of every adapter and scratch run")
+    p.add_argument("--reference-steps", type=int, default=6000)
+    p.add_argument("--preset", help="of the runs from scratch (default: the base's)")
+    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes of every run")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cache", help="instruction-embedding cache folder")
+    p.add_argument("--lr", type=float, help="peak learning rate of every run (default: `embodied train`'s)")
+    p.add_argument("--feature-cache", metavar="DIR", help="frozen-backbone feature cache, as `embodied train`'s")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    given = {"lr": args.lr, "feature_cache": args.feature_cache}
+    report = run_new_arm(NewArmConfig(args.base, args.robot, args.task, tuple(args.data), args.out, tuple(args.demos),
+                                      args.reference_demos, tuple(args.seeds), args.steps, args.reference_steps,
+                                      args.preset, args.episodes, args.workers, args.cache,
+                                      {k: v for k, v in given.items() if v is not None}))
+    print(json.dumps({"reference": report["reference"], "curve": report["curve"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
