@@ -104,9 +104,10 @@ def _evaluate(cfg: TransferConfig, run: Path, robot: str, task: str) -> SuccessR
     return SuccessRate(report["successes"], report["episodes"])
 
 
-def _gain(pooled: list[SuccessRate], alone: list[SuccessRate]) -> dict[str, Any]:
-    p = SuccessRate(sum(r.successes for r in pooled), sum(r.episodes for r in pooled))
-    s = SuccessRate(sum(r.successes for r in alone), sum(r.episodes for r in alone))
+def _gain(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pooled runs' success against the specialists' over `rows` (evaluated pairs)."""
+    p, s = (SuccessRate(sum(r[k]["successes"] for r in rows), sum(r[k]["episodes"] for r in rows))
+            for k in (POOLED, "specialist"))
     return {"pooled": asdict(p) | {"rate": p.rate}, "specialists": asdict(s) | {"rate": s.rate},
             "gain": p.rate - s.rate, "gain_ci95": list(difference_interval(p.successes, p.episodes,
                                                                             s.successes, s.episodes))}
@@ -115,18 +116,11 @@ def _gain(pooled: list[SuccessRate], alone: list[SuccessRate]) -> dict[str, Any]
 def _report(config: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The protocol's report from its evaluated pairs (one row per seed, robot and task): the gain
     over every row, and over the rows of each seed, robot and task."""
-    def gain_over(key: str, value: Any) -> dict[str, Any]:
-        chosen = [r for r in rows if r[key] == value]
-        return _gain([SuccessRate(**r[POOLED]) for r in chosen], [SuccessRate(**r["specialist"]) for r in chosen])
+    def over(key: str) -> dict[Any, dict[str, Any]]:
+        return {value: _gain([r for r in rows if r[key] == value]) for value in dict.fromkeys(r[key] for r in rows)}
 
-    def values(key: str) -> list[Any]:
-        return list(dict.fromkeys(r[key] for r in rows))
-
-    return {"config": config, "pairs": rows,
-            "per_seed": [{"seed": seed, **gain_over("seed", seed)} for seed in values("seed")],
-            "per_robot": {robot: gain_over("robot", robot) for robot in values("robot")},
-            "per_task": {task: gain_over("task", task) for task in values("task")},
-            **_gain([SuccessRate(**r[POOLED]) for r in rows], [SuccessRate(**r["specialist"]) for r in rows])}
+    return {"config": config, "pairs": rows, "per_seed": [{"seed": seed, **gain} for seed, gain in over("seed").items()],
+            "per_robot": over("robot"), "per_task": over("task"), **_gain(rows)}
 
 
 def run_transfer(cfg: TransferConfig) -> dict[str, Any]:
