@@ -257,8 +257,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 def evaluate_or_read(cfg: EvalConfig, out: Path, **extra: Any) -> dict[str, Any]:
     """The report at `out` when it evaluated the same checkpoint weights (and the robot's adapter
-    next to them) on the same episodes (robot, task, instructions, seeds, execution, cameras); else `evaluate(cfg)` with `extra`
-    fields added, written to `out`. A report cut short by a killed process is run again.
+    next to them) on the same episodes (robot, task, instructions, seeds, execution, cameras);
+    else `evaluate(cfg)` with `extra` fields added, written to `out`. A report cut short by a
+    killed process is run again.
     Checkpoints only (a bundle's report carries no weights hash)."""
     from embodied.train.rundir import resolve_policy
 
