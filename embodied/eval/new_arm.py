@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from embodied.errors import ConfigError
-from embodied.eval.stats import SuccessRate, wilson_interval
+from embodied.eval.protocol import evaluate_once, train_once
+from embodied.eval.stats import SuccessRate
 
 FINETUNED = "finetune.json"  # an adapter run's summary, written when its finetune finished
 
@@ -88,15 +89,8 @@ def _train_config(cfg: NewArmConfig, out: Path, demos: int, steps: int, seed: in
 
 
 def _from_scratch(cfg: NewArmConfig, run: Path, demos: int, steps: int, seed: int, preset: str) -> Path:
-    from embodied.train import train
-    from embodied.train.rundir import trained_steps
-
-    if trained_steps(run) >= steps:
-        _say(cfg, f"{run} already trained to {steps} steps")
-    else:
-        _say(cfg, f"training {run} from scratch ({demos} demonstrations, {steps} steps)")
-        train(_train_config(cfg, run, demos, steps, seed, preset))
-    return run
+    return train_once(_train_config(cfg, run, demos, steps, seed, preset), lambda line: _say(cfg, line),
+                      f"training {run} from scratch ({demos} demonstrations, {steps} steps)")
 
 
 def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, preset: str) -> Path:
@@ -118,18 +112,12 @@ def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, pr
 
 
 def _evaluate(cfg: NewArmConfig, policy: Path, trained: int) -> SuccessRate:
-    from embodied.eval.evaluate import EvalConfig, evaluate_or_read
-
-    report = evaluate_or_read(EvalConfig(str(policy), cfg.robot, cfg.task, episodes=cfg.episodes, workers=cfg.workers,
-                                         language_cache=cfg.language_cache, progress=False),
-                              policy / "eval" / f"{cfg.robot}_{cfg.task}_new_arm.json", trained_steps=trained)
-    return SuccessRate(report["successes"], report["episodes"])
+    return evaluate_once(policy, cfg.robot, cfg.task, cfg.episodes, cfg.workers, cfg.language_cache, "new_arm", trained)
 
 
 def _rate(rates: list[SuccessRate]) -> dict[str, Any]:
-    total = SuccessRate(sum(r.successes for r in rates), sum(r.episodes for r in rates))
-    return asdict(total) | {"rate": total.rate, "ci95": list(wilson_interval(total.successes, total.episodes)),
-                            "per_seed": [r.successes for r in rates]}
+    total = SuccessRate.total(rates)
+    return asdict(total) | {"rate": total.rate, "ci95": list(total.interval), "per_seed": [r.successes for r in rates]}
 
 
 def run_new_arm(cfg: NewArmConfig) -> dict[str, Any]:

@@ -44,6 +44,12 @@ class SuccessRate:
     def interval(self) -> tuple[float, float]:
         return wilson_interval(self.successes, self.episodes)
 
+    @staticmethod
+    def total(rates: Iterable[SuccessRate]) -> SuccessRate:
+        """The episodes of several rates counted together."""
+        rates = list(rates)
+        return SuccessRate(sum(r.successes for r in rates), sum(r.episodes for r in rates))
+
     def __str__(self) -> str:
         lo, hi = self.interval
         return f"{100 * self.rate:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] ({self.successes}/{self.episodes})"

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from embodied.errors import ConfigError, DataError
+from embodied.eval.protocol import evaluate_once, train_once
 from embodied.eval.stats import SuccessRate, difference_interval
 
 POOLED = "pooled"
@@ -82,32 +83,21 @@ def dataset_pairs(data: tuple[str, ...]) -> dict[str, tuple[str, str]]:
 
 
 def _train(cfg: TransferConfig, data: list[str], seed: int, run: Path) -> None:
-    from embodied.train import TrainConfig, train
-    from embodied.train.rundir import trained_steps
+    from embodied.train import TrainConfig
 
-    if trained_steps(run) >= cfg.steps:
-        _say(cfg, f"{run} already trained to {cfg.steps} steps")
-        return
-    _say(cfg, f"training {run} ({cfg.steps} steps, {len(data)} dataset(s))")
-    train(TrainConfig(out=str(run), data=tuple(data), demos=cfg.demos, preset=cfg.preset, steps=cfg.steps, seed=seed,
-                      preload=True, language_cache=cfg.language_cache, progress=False, **cfg.train_overrides))
+    train_once(TrainConfig(out=str(run), data=tuple(data), demos=cfg.demos, preset=cfg.preset, steps=cfg.steps,
+                           seed=seed, preload=True, language_cache=cfg.language_cache, progress=False,
+                           **cfg.train_overrides),
+               lambda line: _say(cfg, line), f"training {run} ({cfg.steps} steps, {len(data)} dataset(s))")
 
 
 def _evaluate(cfg: TransferConfig, run: Path, robot: str, task: str) -> SuccessRate:
-    """Evaluated once per checkpoint: a run trained on to more steps has new weights, so it is
-    evaluated again."""
-    from embodied.eval.evaluate import EvalConfig, evaluate_or_read
-
-    report = evaluate_or_read(EvalConfig(str(run), robot, task, episodes=cfg.episodes, workers=cfg.workers,
-                                         language_cache=cfg.language_cache, progress=False),
-                              run / "eval" / f"{robot}_{task}_transfer.json", trained_steps=cfg.steps)
-    return SuccessRate(report["successes"], report["episodes"])
+    return evaluate_once(run, robot, task, cfg.episodes, cfg.workers, cfg.language_cache, "transfer", cfg.steps)
 
 
 def _gain(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The pooled runs' success against the specialists' over `rows` (evaluated pairs)."""
-    p, s = (SuccessRate(sum(r[k]["successes"] for r in rows), sum(r[k]["episodes"] for r in rows))
-            for k in (POOLED, "specialist"))
+    p, s = (SuccessRate.total(SuccessRate(**r[k]) for r in rows) for k in (POOLED, "specialist"))
     return {"pooled": asdict(p) | {"rate": p.rate}, "specialists": asdict(s) | {"rate": s.rate},
             "gain": p.rate - s.rate, "gain_ci95": list(difference_interval(p.successes, p.episodes,
                                                                             s.successes, s.episodes))}
