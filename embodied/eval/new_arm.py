@@ -17,7 +17,8 @@ trains every weight from scratch with the same steps; `reference/` trains from s
 `--reference-demos` with `--reference-steps`. Every run is evaluated on the same seeded
 episodes. Resumable: finished runs and their evaluations are kept. Writes `--out/new_arm.json`
 (each rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
-success at each count) and prints it.
+success at each count) after every count, the counts in increasing order, and prints it at the
+end. The counts run in the order given: `--demos 20 5 10 50` measures the issue's point first.
 """
 
 from __future__ import annotations
@@ -145,10 +146,19 @@ def run_new_arm(cfg: NewArmConfig) -> dict[str, Any]:
         row = {"demos": n, "adapter": _rate(adapted), "scratch": _rate(scratch)}
         row["adapter_share_of_reference"] = row["adapter"]["rate"] / ref.rate if ref.successes else None
         curve.append(row)
+        report = _write_report(cfg, base, preset, ref, curve)
+    return report
+
+
+def _write_report(cfg: NewArmConfig, base: Path, preset: str, ref: SuccessRate, curve: list[dict]) -> dict[str, Any]:
+    """`--out/new_arm.json` as far as the protocol got: written after every count, so a protocol stopped
+    midway (the whole curve is hours on a CPU) leaves the counts it measured, in increasing order."""
     report = {"config": asdict(cfg) | {"data": list(cfg.data), "demos": list(cfg.demos), "seeds": list(cfg.seeds),
                                        "preset": preset},
-              "base": str(base), "reference": {"demos": cfg.reference_demos, **_rate([ref])}, "curve": curve}
-    (root / "new_arm.json").write_text(json.dumps(report, indent=2) + "\n")
+              "complete": len(curve) == len(cfg.demos), "base": str(base),
+              "reference": {"demos": cfg.reference_demos, **_rate([ref])},
+              "curve": sorted(curve, key=lambda row: row["demos"])}
+    (Path(cfg.out) / "new_arm.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from embodied.collect.simgen import SimgenConfig, generate
 from embodied.errors import ConfigError, DataError
+from embodied.eval import new_arm
 from embodied.eval.new_arm import NewArmConfig, main, run_new_arm
 from embodied.train import TrainConfig, train
 
@@ -22,13 +23,27 @@ def setup(tmp_path_factory, request):
     return root, cache
 
 
-def test_the_curve_against_scratch_and_the_reference_then_resumed(setup, capsys):
+def test_the_curve_against_scratch_and_the_reference_stopped_and_resumed(setup, capsys, monkeypatch):
     root, cache = setup
     cfg = NewArmConfig(str(root / "base"), "koch", "lift", (str(root / "koch_lift.zarr"),), str(root / "out"),
-                       demos=(1, 2), reference_demos=2, steps=2, reference_steps=3, episodes=1, workers=1,
+                       demos=(2, 1), reference_demos=2, steps=2, reference_steps=3, episodes=1, workers=1,
                        language_cache=cache, train_overrides={"batch_size": 4, "workers": 0, "warmup": 0})
-    report = run_new_arm(cfg)
     out = root / "out"
+    real_adapter = new_arm._adapter
+
+    def stopped_at_one(cfg, run, base, demos, seed, preset):
+        if demos == 1:
+            raise KeyboardInterrupt  # the protocol is stopped after its first count
+        return real_adapter(cfg, run, base, demos, seed, preset)
+
+    monkeypatch.setattr(new_arm, "_adapter", stopped_at_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_new_arm(cfg)
+    partial = json.loads((out / "new_arm.json").read_text())
+    assert not partial["complete"] and [row["demos"] for row in partial["curve"]] == [2]
+    monkeypatch.setattr(new_arm, "_adapter", real_adapter)
+    report = run_new_arm(cfg)
+    assert report["complete"]
     assert report["config"]["preset"] == "tiny"  # the base's
     for n in (1, 2):
         adapter = out / f"adapter_{n}_seed0" / "base"
@@ -38,7 +53,8 @@ def test_the_curve_against_scratch_and_the_reference_then_resumed(setup, capsys)
     assert not (root / "base" / "last" / "adapters").exists()  # the base itself stays as it was
     reference = json.loads((out / "reference" / "train_config.json").read_text())
     assert (reference["demos"], reference["steps"]) == (2, 3)
-    assert [row["demos"] for row in report["curve"]] == [1, 2]
+    assert [row["demos"] for row in report["curve"]] == [1, 2]  # increasing, whatever the order run
+    assert report["curve"][1] == partial["curve"][0]  # the stopped run's count, found done
     for row in report["curve"]:
         n = row["demos"]
         evaluated = json.loads((out / f"adapter_{n}_seed0" / "base" / "eval" / "koch_lift_new_arm.json").read_text())
@@ -51,6 +67,7 @@ def test_the_curve_against_scratch_and_the_reference_then_resumed(setup, capsys)
     assert json.loads((out / "new_arm.json").read_text())["curve"] == report["curve"]
     said = capsys.readouterr().err
     assert said.count("new arm: finetuning") == 2 and said.count("from scratch (") == 3
+    assert said.count("already finetuned") == 1 and said.count("already trained") == 2  # on resuming
 
     adapter = out / "adapter_2_seed0" / "base" / "adapters" / "koch.safetensors"
     stamp = adapter.stat().st_mtime_ns
