@@ -14,8 +14,11 @@ Every count N trains on the first N episodes of `--data` (so the curve's runs se
 demonstrations), once per seed: `adapter_N_seedS/` finetunes the arm's adapter on its own copy of
 the base checkpoint (an adapter is saved next to its base, so each needs one), `scratch_N_seedS/`
 trains every weight from scratch with the same steps; `reference/` trains from scratch on
-`--reference-demos` with `--reference-steps`. Every run is evaluated on the same seeded
-episodes. Resumable: finished runs and their evaluations are kept. Writes `--out/new_arm.json`
+`--reference-demos` with `--reference-steps`. `--lr` sets every run's peak learning rate,
+`--adapter-lr` the adapters' alone (a frozen trunk's adapter may want another than a run that
+trains every weight). Every run is evaluated on the same seeded episodes. Resumable: finished
+runs and their evaluations are kept (an adapter finetuned at another learning rate is finetuned
+again). Writes `--out/new_arm.json`
 (each rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
 success at each count) after every count, the counts in increasing order, and prints it at the
 end. The counts run in the order given: `--demos 20 5 10 50` measures the issue's point first.
@@ -28,7 +31,7 @@ import json
 import logging
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,7 @@ class NewArmConfig:
     reference_demos: int = 200
     seeds: tuple[int, ...] = (0,)  # of the adapter and scratch runs; the reference is trained once
     steps: int = 3000  # of every adapter and scratch run
+    adapter_lr: float | None = None  # peak learning rate of the adapter finetunes (None: that of every run)
     reference_steps: int = 6000
     preset: str | None = None  # of the scratch and reference runs (None: the base's)
     episodes: int = 50  # evaluation episodes of every run
@@ -100,15 +104,19 @@ def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, pr
     from embodied.train import finetune
     from embodied.train.rundir import STATE
 
+    train_cfg = _train_config(cfg, run, demos, cfg.steps, seed, preset)
+    if cfg.adapter_lr is not None:
+        train_cfg = replace(train_cfg, lr=cfg.adapter_lr)
     ckpt, done = run / "base", run / FINETUNED
-    if done.is_file() and json.loads(done.read_text())["steps"] == cfg.steps:
-        _say(cfg, f"{run} already finetuned for {cfg.steps} steps")
+    if done.is_file() and {k: json.loads(done.read_text()).get(k) for k in ("steps", "lr")} == {
+            "steps": cfg.steps, "lr": train_cfg.lr}:
+        _say(cfg, f"{run} already finetuned for {cfg.steps} steps at a learning rate of {train_cfg.lr:g}")
         return ckpt
-    _say(cfg, f"finetuning {run} ({demos} demonstrations, {cfg.steps} steps)")
+    _say(cfg, f"finetuning {run} ({demos} demonstrations, {cfg.steps} steps, learning rate {train_cfg.lr:g})")
     shutil.rmtree(run, ignore_errors=True)  # a finetune does not resume: start it again from the base
     shutil.copytree(base, ckpt, ignore=shutil.ignore_patterns(ADAPTERS, STATE, "eval"))
-    summary = finetune(ckpt, cfg.robot, _train_config(cfg, run, demos, cfg.steps, seed, preset))
-    done.write_text(json.dumps(summary, indent=2) + "\n")
+    summary = finetune(ckpt, cfg.robot, train_cfg)
+    done.write_text(json.dumps(summary | {"lr": train_cfg.lr}, indent=2) + "\n")
     return ckpt
 
 
@@ -178,15 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", help="instruction-embedding cache folder")
     p.add_argument("--lr", type=float, help="peak learning rate of every run (default: `embodied train`'s)")
+    p.add_argument("--adapter-lr", type=float, help="peak learning rate of the adapter finetunes (default: --lr)")
     p.add_argument("--feature-cache", metavar="DIR", help="frozen-backbone feature cache, as `embodied train`'s")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     given = {"lr": args.lr, "feature_cache": args.feature_cache}
-    report = run_new_arm(NewArmConfig(args.base, args.robot, args.task, tuple(args.data), args.out, tuple(args.demos),
-                                      args.reference_demos, tuple(args.seeds), args.steps, args.reference_steps,
-                                      args.preset, args.episodes, args.workers, args.cache,
-                                      {k: v for k, v in given.items() if v is not None}))
+    report = run_new_arm(NewArmConfig(
+        args.base, args.robot, args.task, tuple(args.data), args.out, demos=tuple(args.demos),
+        reference_demos=args.reference_demos, seeds=tuple(args.seeds), steps=args.steps, adapter_lr=args.adapter_lr,
+        reference_steps=args.reference_steps, preset=args.preset, episodes=args.episodes, workers=args.workers,
+        language_cache=args.cache, train_overrides={k: v for k, v in given.items() if v is not None}))
     print(json.dumps({"reference": report["reference"], "curve": report["curve"]}, indent=2))
     return 0
 

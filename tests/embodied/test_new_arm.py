@@ -2,6 +2,7 @@
 scratch, along a curve of demonstration counts and against a reference; resumable."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -75,6 +76,13 @@ def test_the_curve_against_scratch_and_the_reference_stopped_and_resumed(setup, 
     said = capsys.readouterr().err
     assert said.count("already finetuned") == 2 and said.count("already trained") == 3
     assert adapter.stat().st_mtime_ns == stamp
+
+    run_new_arm(replace(cfg, demos=(2,), adapter_lr=5e-4))  # another adapter learning rate: finetuned again
+    said = capsys.readouterr().err
+    assert "finetuning " + str(out / "adapter_2_seed0") + " (2 demonstrations, 2 steps, learning rate 0.0005)" in said
+    assert said.count("already trained") == 2  # the reference and the run from scratch keep theirs
+    assert json.loads((out / "adapter_2_seed0" / "finetune.json").read_text())["lr"] == 5e-4
+    assert adapter.stat().st_mtime_ns != stamp
 
 
 def test_a_base_that_knows_the_arm_or_too_few_demonstrations_is_refused(setup, tmp_path):
