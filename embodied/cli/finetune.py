@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from embodied.cli.train import add_training_options
+from embodied.train.config import FINETUNE_LR
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "started from the shared ones (default; --no-image-layers: the shared layers read its "
                         "cameras, frozen)")
     p.add_argument("--out", help="folder of the loss curves (default: RUN/finetune_ROBOT)")
-    add_training_options(p, steps=500, lr=1e-3)
+    add_training_options(p, steps=500, lr=FINETUNE_LR)
     p.set_defaults(run=run)
 
 

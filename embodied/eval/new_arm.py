@@ -14,9 +14,9 @@ Every count N trains on the first N episodes of `--data` (so the curve's runs se
 demonstrations), once per seed: `adapter_N_seedS/` finetunes the arm's adapter on its own copy of
 the base checkpoint (an adapter is saved next to its base, so each needs one), `scratch_N_seedS/`
 trains every weight from scratch with the same steps; `reference/` trains from scratch on
-`--reference-demos` with `--reference-steps`. `--lr` sets every run's peak learning rate,
-`--adapter-lr` the adapters' alone (a frozen trunk's adapter may want another than a run that
-trains every weight). Every run is evaluated on the same seeded episodes. Resumable: finished
+`--reference-demos` with `--reference-steps`. Each kind of run has its own command's learning
+rate: `--lr` the runs from scratch (`embodied train`'s 1e-3), `--adapter-lr` the adapters
+(`embodied finetune`'s 3e-4). Every run is evaluated on the same seeded episodes. Resumable: finished
 runs and their evaluations are kept (an adapter finetuned at another learning rate is finetuned
 again). Writes `--out/new_arm.json`
 (each rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
@@ -38,6 +38,7 @@ from typing import Any
 from embodied.errors import ConfigError
 from embodied.eval.protocol import evaluate_once, train_once
 from embodied.eval.stats import SuccessRate
+from embodied.train.config import FINETUNE_LR
 
 FINETUNED = "finetune.json"  # an adapter run's summary, written when its finetune finished
 
@@ -53,7 +54,7 @@ class NewArmConfig:
     reference_demos: int = 200
     seeds: tuple[int, ...] = (0,)  # of the adapter and scratch runs; the reference is trained once
     steps: int = 3000  # of every adapter and scratch run
-    adapter_lr: float | None = None  # peak learning rate of the adapter finetunes (None: that of every run)
+    adapter_lr: float = FINETUNE_LR  # peak learning rate of the adapter finetunes (`embodied finetune`'s)
     reference_steps: int = 6000
     preset: str | None = None  # of the scratch and reference runs (None: the base's)
     episodes: int = 50  # evaluation episodes of every run
@@ -104,9 +105,7 @@ def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, pr
     from embodied.train import finetune
     from embodied.train.rundir import STATE
 
-    train_cfg = _train_config(cfg, run, demos, cfg.steps, seed, preset)
-    if cfg.adapter_lr is not None:
-        train_cfg = replace(train_cfg, lr=cfg.adapter_lr)
+    train_cfg = replace(_train_config(cfg, run, demos, cfg.steps, seed, preset), lr=cfg.adapter_lr)
     ckpt, done = run / "base", run / FINETUNED
     if done.is_file() and {k: json.loads(done.read_text()).get(k) for k in ("steps", "lr")} == {
             "steps": cfg.steps, "lr": train_cfg.lr}:
@@ -185,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes of every run")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", help="instruction-embedding cache folder")
-    p.add_argument("--lr", type=float, help="peak learning rate of every run (default: `embodied train`'s)")
-    p.add_argument("--adapter-lr", type=float, help="peak learning rate of the adapter finetunes (default: --lr)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the runs from scratch (default: `embodied train`'s)")
+    p.add_argument("--adapter-lr", type=float, default=FINETUNE_LR,
+                   help=f"peak learning rate of the adapter finetunes (default: `embodied finetune`'s, {FINETUNE_LR:g})")
     p.add_argument("--feature-cache", metavar="DIR", help="frozen-backbone feature cache, as `embodied train`'s")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

@@ -10,6 +10,13 @@ from typing import Any
 from embodied.errors import ConfigError
 
 
+FINETUNE_LR = 3e-4
+"""Peak learning rate of an adapter-only finetune (`embodied finetune`, the new-arm protocol's
+adapters): lower than a full run's 1e-3. ur5e's lift adapter on a `small_pretrained` base that held
+ur5e out, 20 demonstrations, 3000 steps, one seed each: 3/50 at 1e-3, 10/50 at 3e-4, 5/50 at 1e-4
+(docs/policy_experiments.md, "The new-arm curve on `small_pretrained`")."""
+
+
 def _cache_root() -> Path:
     return Path(os.environ.get("EMBODIED_CACHE") or Path.home() / ".cache" / "embodied")
 
