@@ -16,12 +16,12 @@ the base checkpoint (an adapter is saved next to its base, so each needs one), `
 trains every weight from scratch with the same steps; `reference/` trains from scratch on
 `--reference-demos` with `--reference-steps`. Each kind of run has its own command's learning
 rate: `--lr` the runs from scratch (`embodied train`'s 1e-3), `--adapter-lr` the adapters
-(`embodied finetune`'s 3e-4). Every run is evaluated on the same seeded episodes. Resumable: finished
-runs and their evaluations are kept (an adapter finetuned at another learning rate is finetuned
-again). Writes `--out/new_arm.json`
-(each rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
-success at each count) after every count, the counts in increasing order, and prints it at the
-end. The counts run in the order given: `--demos 20 5 10 50` measures the issue's point first.
+(`embodied finetune`'s 3e-4). Every run is evaluated on the same seeded episodes. Resumable:
+finished runs and their evaluations are kept (an adapter finetuned at another learning rate is
+finetuned again). Writes `--out/new_arm.json` (each rate with its 95% interval, summed over
+seeds, and the adapter's share of the reference's success at each count) after every count, the
+counts in increasing order, and prints it at the end. The counts run in the order given:
+`--demos 20 5 10 50` measures the issue's point first.
 """
 
 from __future__ import annotations
