@@ -107,8 +107,8 @@ def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, pr
 
     train_cfg = replace(_train_config(cfg, run, demos, cfg.steps, seed, preset), lr=cfg.adapter_lr)
     ckpt, done = run / "base", run / FINETUNED
-    if done.is_file() and {k: json.loads(done.read_text()).get(k) for k in ("steps", "lr")} == {
-            "steps": cfg.steps, "lr": train_cfg.lr}:
+    finished = json.loads(done.read_text()) if done.is_file() else {}
+    if (finished.get("steps"), finished.get("lr")) == (cfg.steps, train_cfg.lr):
         _say(cfg, f"{run} already finetuned for {cfg.steps} steps at a learning rate of {train_cfg.lr:g}")
         return ckpt
     _say(cfg, f"finetuning {run} ({demos} demonstrations, {cfg.steps} steps, learning rate {train_cfg.lr:g})")
