@@ -83,13 +83,16 @@ class OnnxPolicy(nn.Module):
     """One robot's slice of a VLAPolicy as a traceable module (inputs as in the module docstring).
 
     Mirrors `VLAPolicy._context` + `head.sample` for a batch of one robot: every camera is
-    encoded, absent ones are zeroed and masked out of attention exactly as in torch.
+    encoded, absent ones are zeroed and masked out of attention exactly as in torch. A robot
+    with its own low-rank trunk update runs a copy of the trunk with the update merged in.
     `forward` takes the graph inputs positionally, in the order of `self.inputs`.
     """
 
     def __init__(self, policy: nn.Module, robot: str):
         super().__init__()
         self.policy, self.adapter = policy, policy.adapters[robot]
+        update = self.adapter.trunk_update
+        self.trunk = update.merged(policy.trunk) if update is not None else policy.trunk
         self.flow = policy.config.head == "flow"
         self.inputs = input_names(policy.config)
 
@@ -115,7 +118,7 @@ class OnnxPolicy(nn.Module):
                  a.robot_tokens.expand(b, -1, -1), a.state_tokens(state, state_mask, grounded),
                  p.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
-        context = p.trunk(parts, ignore, keep_last=cfg.chunk)
+        context = self.trunk(parts, ignore, keep_last=cfg.chunk)
         if not self.flow:
             return p.head.sample(context, a)
         actions, steps = x["noise"], p.head.steps

@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the adapter also gets its own copy of the image encoder's conv, norm and keypoint layers, "
                         "started from the shared ones (default; --no-image-layers: the shared layers read its "
                         "cameras, frozen)")
+    p.add_argument("--trunk-rank", type=int, default=0, metavar="R",
+                   help="the adapter also gets its own rank-R update of the shared trunk's weight matrices, "
+                        "saved in the adapter file and merged into the robot's exported graph (default 0: none)")
     p.add_argument("--out", help="folder of the loss curves (default: RUN/finetune_ROBOT)")
     add_training_options(p, steps=500, lr=FINETUNE_LR)
     p.set_defaults(run=run)
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                       augment=not args.no_augment, state_noise=args.state_noise, preload=args.preload, max_bad_batches=args.max_bad_batches,
                       language_cache=args.cache, feature_cache=args.feature_cache,
                       progress=not args.no_progress)
-    summary = finetune(base, args.robot, cfg, args.image_layers)
+    summary = finetune(base, args.robot, cfg, args.image_layers, args.trunk_rank)
     print(json.dumps(summary, indent=2))
     print(f"adapter: {summary['adapter']} ({summary['adapter_bytes'] / 1024:.0f} KiB, base "
           f"{summary['base_bytes'] / 1024:.0f} KiB); curves: {Path(out) / 'loss.png'}")

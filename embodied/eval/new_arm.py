@@ -16,9 +16,10 @@ the base checkpoint (an adapter is saved next to its base, so each needs one), `
 trains every weight from scratch with the same steps; `reference/` trains from scratch on
 `--reference-demos` with `--reference-steps`. Each kind of run has its own command's learning
 rate: `--lr` the runs from scratch (`embodied train`'s 1e-3), `--adapter-lr` the adapters
-(`embodied finetune`'s 3e-4). Every run is evaluated on the same seeded episodes. Resumable:
+(`embodied finetune`'s 3e-4); `--trunk-rank` gives the adapters their own low-rank update of
+the trunk (`embodied finetune --trunk-rank`). Every run is evaluated on the same seeded episodes. Resumable:
 finished runs and their evaluations are kept (an adapter finetuned at another learning rate is
-finetuned again). Writes `--out/new_arm.json` (each rate with its 95% interval, summed over
+finetuned again, and so is one of another trunk rank). Writes `--out/new_arm.json` (each rate with its 95% interval, summed over
 seeds, and the adapter's share of the reference's success at each count) after every count, the
 counts in increasing order, and prints it at the end. The counts run in the order given:
 `--demos 20 5 10 50` measures the issue's point first.
@@ -55,6 +56,7 @@ class NewArmConfig:
     seeds: tuple[int, ...] = (0,)  # of the adapter and scratch runs; the reference is trained once
     steps: int = 3000  # of every adapter and scratch run
     adapter_lr: float = FINETUNE_LR  # peak learning rate of the adapter finetunes (`embodied finetune`'s)
+    trunk_rank: int = 0  # of the adapters' own low-rank trunk updates (0: none)
     reference_steps: int = 6000
     preset: str | None = None  # of the scratch and reference runs (None: the base's)
     episodes: int = 50  # evaluation episodes of every run
@@ -108,13 +110,15 @@ def _adapter(cfg: NewArmConfig, run: Path, base: Path, demos: int, seed: int, pr
     train_cfg = replace(_train_config(cfg, run, demos, cfg.steps, seed, preset), lr=cfg.adapter_lr)
     ckpt, done = run / "base", run / FINETUNED
     finished = json.loads(done.read_text()) if done.is_file() else {}
-    if (finished.get("steps"), finished.get("lr")) == (cfg.steps, train_cfg.lr):
-        _say(cfg, f"{run} already finetuned for {cfg.steps} steps at a learning rate of {train_cfg.lr:g}")
+    how = f"{cfg.steps} steps at a learning rate of {train_cfg.lr:g}, trunk rank {cfg.trunk_rank}"
+    if (finished.get("steps"), finished.get("lr"), finished.get("trunk_rank", 0)) == (cfg.steps, train_cfg.lr,
+                                                                                      cfg.trunk_rank):
+        _say(cfg, f"{run} already finetuned for {how}")
         return ckpt
-    _say(cfg, f"finetuning {run} ({demos} demonstrations, {cfg.steps} steps, learning rate {train_cfg.lr:g})")
+    _say(cfg, f"finetuning {run} ({demos} demonstrations, {how})")
     shutil.rmtree(run, ignore_errors=True)  # a finetune does not resume: start it again from the base
     shutil.copytree(base, ckpt, ignore=shutil.ignore_patterns(ADAPTERS, STATE, "eval"))
-    summary = finetune(ckpt, cfg.robot, train_cfg)
+    summary = finetune(ckpt, cfg.robot, train_cfg, trunk_rank=cfg.trunk_rank)
     done.write_text(json.dumps(summary | {"lr": train_cfg.lr}, indent=2) + "\n")
     return ckpt
 
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, help="peak learning rate of the runs from scratch (default: `embodied train`'s)")
     p.add_argument("--adapter-lr", type=float, default=FINETUNE_LR,
                    help=f"peak learning rate of the adapter finetunes (default: `embodied finetune`'s, {FINETUNE_LR:g})")
+    p.add_argument("--trunk-rank", type=int, default=0, metavar="R",
+                   help="rank of the adapters' own trunk updates, as `embodied finetune --trunk-rank` (default 0: none)")
     p.add_argument("--feature-cache", metavar="DIR", help="frozen-backbone feature cache, as `embodied train`'s")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -195,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     report = run_new_arm(NewArmConfig(
         args.base, args.robot, args.task, tuple(args.data), args.out, demos=tuple(args.demos),
         reference_demos=args.reference_demos, seeds=tuple(args.seeds), steps=args.steps, adapter_lr=args.adapter_lr,
-        reference_steps=args.reference_steps, preset=args.preset, episodes=args.episodes, workers=args.workers,
+        trunk_rank=args.trunk_rank, reference_steps=args.reference_steps, preset=args.preset, episodes=args.episodes,
+        workers=args.workers,
         language_cache=args.cache, train_overrides={k: v for k, v in given.items() if v is not None}))
     print(json.dumps({"reference": report["reference"], "curve": report["curve"]}, indent=2))
     return 0

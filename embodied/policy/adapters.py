@@ -3,9 +3,11 @@
 An adapter turns its robot's proprioception (any number of dimensions; with
 `config.grounded_state`, plus where the grounded keypoints are in each of its cameras) into
 tokens, adds a few learned robot tokens and one learned embedding per camera of the robot,
-and maps head features to its robot's action dimensions; optionally it carries its own copy
+and maps head features to its robot's action dimensions. Optionally it carries its own copy
 of the image encoder's spatial layers (`ImageLayers`, for a new arm whose cameras the shared
-ones do not read well). Everything else is shared; adding a robot is adding an adapter.
+ones do not read well) and its own low-rank update of the trunk's weight matrices
+(`LowRankUpdate`, for a new arm whose actions the frozen trunk does not fit). Everything else
+is shared; adding a robot is adding an adapter.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from embodied.errors import NoAdapter
 from embodied.policy.config import PolicyConfig
 from embodied.policy.encoders import ImageLayers
+from embodied.policy.lowrank import LowRankUpdate
 
 
 GROUNDED_PER_CAMERA = 5  # keypoint 0 (x, y), keypoint 1 (x, y), camera present (1) or not (0)
@@ -38,10 +41,11 @@ class RobotAdapter(nn.Module):
         cameras: the robot's camera names (one learned embedding each).
         config: policy architecture (token width, token counts, head kind).
         image_layers: the robot's own image spatial layers, or None (it uses the shared ones).
+        trunk_update: the robot's own low-rank update of the trunk, or None (the shared trunk).
     """
 
     def __init__(self, state_dim: int, action_dim: int, cameras: Sequence[str], config: PolicyConfig,
-                 image_layers: ImageLayers | None = None):
+                 image_layers: ImageLayers | None = None, trunk_update: LowRankUpdate | None = None):
         super().__init__()
         if state_dim < 1 or action_dim < 1 or len(set(cameras)) != len(cameras):
             raise NoAdapter(f"an adapter needs state_dim >= 1, action_dim >= 1 and distinct camera names; "
@@ -60,6 +64,7 @@ class RobotAdapter(nn.Module):
         self.action_out = nn.Linear(config.head_width, action_dim)
         self.action_in = nn.Linear(action_dim, config.head_width) if config.head == "flow" else None
         self.image_layers = image_layers
+        self.trunk_update = trunk_update
 
     def state_tokens(self, state: torch.Tensor, mask: torch.Tensor, grounded: torch.Tensor | None = None
                      ) -> torch.Tensor:
@@ -90,9 +95,9 @@ class Adapters(nn.Module):
         self.robots = nn.ModuleDict()
 
     def add_robot(self, name: str, state_dim: int, action_dim: int, cameras: Sequence[str],
-                  image_layers: ImageLayers | None = None) -> RobotAdapter:
+                  image_layers: ImageLayers | None = None, trunk_update: LowRankUpdate | None = None) -> RobotAdapter:
         """A new adapter (randomly initialized) for robot `name`; replaces an existing one."""
-        self.robots[name] = RobotAdapter(state_dim, action_dim, cameras, self.config, image_layers)
+        self.robots[name] = RobotAdapter(state_dim, action_dim, cameras, self.config, image_layers, trunk_update)
         return self.robots[name]
 
     @property

@@ -8,7 +8,8 @@
                                robot: state/action dims, cameras, RobotSpec hash, stats sha256
       adapters/<robot>.safetensors + adapters/<robot>.json
                                adapter-only finetunes: one robot's adapter (with its own image
-                               layers when it has them), its statistics and hashes, and the
+                               layers and low-rank trunk update when it has them), its statistics
+                               and hashes, and the
                                sha256 of the base weights it was trained on
 
 Loading refuses, with CheckpointMismatch, a robot the checkpoint does not know, statistics
@@ -73,6 +74,7 @@ def _robot_entry(policy: VLAPolicy, name: str) -> dict[str, Any]:
     adapter = policy.adapters[name]
     return {"state_dim": adapter.state_dim, "action_dim": adapter.action_dim, "cameras": adapter.cameras,
             "image_layers": adapter.image_layers is not None,
+            "trunk_rank": adapter.trunk_update.rank if adapter.trunk_update is not None else 0,
             "spec_hash": robots.load(name).hash, "stats_sha256": policy.normalizer.robot_hash(name)}
 
 
@@ -97,9 +99,9 @@ def _check_robot(name: str, entry: Mapping[str, Any], normalizer: Normalizer, wh
 
 def _add_robot(policy: VLAPolicy, name: str, entry: Mapping[str, Any]) -> RobotAdapter:
     """The adapter a manifest entry describes (entries written before adapters could carry
-    image layers have none)."""
+    image layers or a trunk update have neither)."""
     return policy.add_robot(name, entry["state_dim"], entry["action_dim"], entry["cameras"],
-                            entry.get("image_layers", False))
+                            entry.get("image_layers", False), entry.get("trunk_rank", 0))
 
 
 def save_checkpoint(policy: VLAPolicy, path: str | os.PathLike) -> Path:

@@ -9,7 +9,8 @@
     learned attention queries when config.film_queries > 0. The conv layers' feature map
     becomes tokens by average pooling to a grid, or by learned keypoints (config.image_keypoints).
     A robot whose adapter has its own `ImageLayers` (a new arm's finetune) reads its images
-    through its own convs, norms and keypoint logits, with the shared FiLM and projections.
+    through its own convs, norms and keypoint logits, with the shared FiLM and projections;
+    one whose adapter has a `LowRankUpdate` of the trunk runs the trunk with its updated weights.
     language tokens, image tokens, robot tokens, state tokens (adapter; with config.grounded_state
     its stem also reads keypoints 0 and 1 of each camera), action queries
         -> shared transformer trunk -> context at the action queries
@@ -40,6 +41,7 @@ from embodied.policy.config import PolicyConfig
 from embodied.policy.encoders import ImageEncoder, ImageLayers, LanguageEncoder, TokenAttentionPool
 from embodied.policy.heads import HEADS
 from embodied.policy.io import ActionChunk, Observation, relative_to_state
+from embodied.policy.lowrank import LowRankUpdate
 from embodied.policy.normalizer import Normalizer
 from embodied.policy.trunk import Trunk
 
@@ -84,12 +86,14 @@ class VLAPolicy(nn.Module):
         return policy
 
     def add_robot(self, name: str, state_dim: int, action_dim: int, cameras: Sequence[str],
-                  image_layers: bool = False) -> RobotAdapter:
+                  image_layers: bool = False, trunk_rank: int = 0) -> RobotAdapter:
         """Add (or replace) robot `name`'s adapter, on the policy's device; with `image_layers`,
-        the adapter gets its own copy of the image encoder's current spatial layers."""
+        the adapter gets its own copy of the image encoder's current spatial layers, and with
+        `trunk_rank` r > 0 its own rank-r update of the trunk's weight matrices (zero at first)."""
         device = self.action_queries.device
         own = ImageLayers(self.image) if image_layers else None
-        return self.adapters.add_robot(name, state_dim, action_dim, cameras, own).to(device)
+        update = LowRankUpdate(self.trunk, trunk_rank) if trunk_rank else None
+        return self.adapters.add_robot(name, state_dim, action_dim, cameras, own, update).to(device)
 
     def adapter_only(self, robot: str) -> list[nn.Parameter]:
         """Freeze everything but `robot`'s adapter (adapter-only finetuning); returns its parameters."""
@@ -270,7 +274,27 @@ class VLAPolicy(nn.Module):
         parts = [language_tokens, image_tokens.flatten(1, 2), robot_tokens, state_tokens,
                  self.action_queries.expand(b, -1, -1)]
         ignore = [language_ignore, (~camera_mask)[:, :, None].expand(-1, -1, g).flatten(1), None, None, None]
-        return self.trunk(parts, ignore, keep_last=cfg.chunk, pack=True), grounding
+        return self._run_trunk(parts, ignore, groups), grounding
+
+    def _run_trunk(self, parts: Sequence[torch.Tensor], ignore: Sequence[torch.Tensor | None],
+                   groups: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The trunk's outputs at the action queries float32[B, H, d] (`Trunk.forward`'s arguments,
+        packed). The samples of robots with their own `LowRankUpdate` run the trunk with it, the
+        others the shared trunk together."""
+        chunk = self.config.chunk
+        updates = {name: self.adapters[name].trunk_update for name in groups}
+        if all(update is None for update in updates.values()):
+            return self.trunk(parts, ignore, keep_last=chunk, pack=True)
+        shared = [idx for name, idx in groups.items() if updates[name] is None]
+        runs = ([(None, torch.cat(shared))] if shared else []) + [
+            (update, groups[name]) for name, update in updates.items() if update is not None]
+        out = parts[0].new_zeros(parts[0].shape[0], chunk, self.config.width)
+        for update, rows in runs:
+            args = ([x[rows] for x in parts], [None if m is None else m[rows] for m in ignore])
+            context = (self.trunk(*args, keep_last=chunk, pack=True) if update is None
+                       else update.run(self.trunk, *args, keep_last=chunk, pack=True))
+            out = out.index_copy(0, rows, context)
+        return out
 
     @torch.no_grad()
     def locate(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:

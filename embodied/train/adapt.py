@@ -5,7 +5,10 @@ statistics; everything shared (image encoder, trunk, heads, other adapters) is f
 `image_layers` (the default), the adapter also gets its own copy of the image encoder's
 spatial layers (`embodied.policy.encoders.ImageLayers`), started from the shared ones and
 trained with it: a new arm's cameras see the scene from elsewhere, and the shared layers
-did not find the held-out ur5e's cubes (docs/policy_experiments.md).
+did not find the held-out ur5e's cubes (docs/policy_experiments.md). With `trunk_rank` r > 0
+the adapter also gets its own rank-r update of the trunk's weight matrices
+(`embodied.policy.lowrank.LowRankUpdate`), zero at first: through the frozen trunk alone a new
+arm's adapter underfits its actions.
 Only the adapter is saved, as `adapters/<robot>.safetensors` (+ `.json`) next to the base
 checkpoint (`embodied.policy.checkpoint.save_adapter`); `load_checkpoint(base)` then loads
 base + adapter. Loss curves go to `cfg.out`. A finetune is not resumable (it restarts).
@@ -28,9 +31,11 @@ from embodied.train.loop import Fit, fit
 from embodied.train.rundir import resolve_policy
 
 
-def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers: bool = True) -> dict[str, Any]:
-    """Train robot `robot`'s adapter (with its own image layers when `image_layers`) on
-    `cfg.data` with the rest of the policy frozen."""
+def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers: bool = True,
+             trunk_rank: int = 0) -> dict[str, Any]:
+    """Train robot `robot`'s adapter (with its own image layers when `image_layers`, and its own
+    rank-`trunk_rank` update of the trunk when it is > 0) on `cfg.data` with the rest of the
+    policy frozen."""
     base = resolve_policy(policy_path)
     sources = open_sources(cfg.data, cfg.recipe, demos=cfg.demos).sources
     check_sources(sources, only_robot=robot)
@@ -40,7 +45,7 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
     spec = robots.load(robot)
     torch.manual_seed(cfg.seed)
     adapter = policy.add_robot(robot, len(spec.state_names), spec.action_dim, [c.name for c in spec.cameras],
-                               image_layers)
+                               image_layers, trunk_rank)
     policy.normalizer.set(robot, dataset.norm_stats[robot])
     params = policy.adapter_only(robot)
     stream = BatchStream(dataset, cfg.batch_size, None, cfg.workers, cfg.seed, preload=cfg.preload)
@@ -54,10 +59,12 @@ def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers
                                      cache_dir=cfg.feature_dir)
     summary = fit(Fit(policy, params, batches, [robot], cfg, Dist(), run, save))
     saved = base / "adapters" / f"{robot}.safetensors"
-    own = adapter.image_layers
+    own, update = adapter.image_layers, adapter.trunk_update
     return {**summary, "robot": robot, "base": str(base), "adapter": str(saved),
             "adapter_bytes": saved.stat().st_size, "base_bytes": (base / "weights.safetensors").stat().st_size,
             "trainable_parameters": sum(p.numel() for p in params),
             "image_layer_parameters": sum(p.numel() for p in own.parameters()) if own is not None else 0,
+            "trunk_rank": trunk_rank,
+            "trunk_update_parameters": sum(p.numel() for p in update.parameters()) if update is not None else 0,
             "parameters": sum(p.numel() for p in policy.parameters()),
             **({"backbone_features": features} if features else {})}

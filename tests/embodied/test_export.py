@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -192,6 +193,30 @@ def test_robot_image_layers_export_exactly(tmp_path, language):
     served = PolicyEngine(tmp_path / "b").infer(o).actions
     assert relative_error(served, policy.act(o).actions) < 1e-4
     assert relative_error(served, shared) > 1e-3  # 10x the parity bound above
+
+
+def test_robot_trunk_update_exports_merged(tmp_path, language):
+    """A robot with its own low-rank trunk update (a `--trunk-rank` finetune): the graph runs the
+    merged weights, with the shared graph's nodes, and serves what torch computes with the update."""
+    policy = tiny_policy(language)
+    o = observations(1)[0]
+    shared = policy.act(o).actions
+    export_policy(policy, "so100", tmp_path / "shared", INSTRUCTIONS, heldout=2)
+    adapter = policy.adapters.adapter_state_dict("so100")
+    updated = policy.add_robot("so100", 6, 6, ["front", "wrist"], trunk_rank=2)
+    updated.load_state_dict(adapter, strict=False)  # the same adapter, plus a trunk update
+    with torch.no_grad():
+        for up in updated.trunk_update.up:
+            up.normal_(0.0, 0.5)
+    policy.eval()
+    m = export_policy(policy, "so100", tmp_path / "b", INSTRUCTIONS, heldout=2)
+    assert m["models"]["fp32"]["vs_torch_relative_error"] < 1e-4
+    served = PolicyEngine(tmp_path / "b").infer(o).actions
+    assert relative_error(served, policy.act(o).actions) < 1e-4
+    assert relative_error(served, shared) > 1e-3  # 10x the parity bound above
+    nodes = [sorted(n.op_type for n in onnx.load(str(path / "policy_fp32.onnx")).graph.node)
+             for path in (tmp_path / "shared", tmp_path / "b")]
+    assert nodes[0] == nodes[1]
 
 
 def test_graph_reads_the_token_mask(exported):

@@ -77,6 +77,26 @@ def test_finetune_gives_the_adapter_its_own_image_layers(base, capsys):
     assert not torch.equal(own.convs[0].weight, policy.image.blocks[0].conv.weight)
 
 
+def test_finetune_gives_the_adapter_its_own_trunk_update(base, tmp_path, capsys):
+    """--trunk-rank: the adapter carries a low-rank update of the trunk, trained away from zero
+    and saved in its file; the base's trunk stays as it was."""
+    root, cache = base
+    ckpt = tmp_path / "base"
+    shutil.copytree(root / "run" / "last", ckpt, ignore=shutil.ignore_patterns("adapters"))
+    trunk_before = load_checkpoint(ckpt).trunk.state_dict()
+    assert main(["finetune", "--policy", str(ckpt), "--robot", "koch", "--data", str(root / "koch.zarr"),
+                 "--adapter-only", "--no-image-layers", "--trunk-rank", "2", "--steps", "3", "--batch-size", "4",
+                 "--workers", "0", "--cache", cache, "--no-progress", "--out", str(tmp_path / "ft")]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
+    assert summary["trunk_rank"] == 2 and 0 < summary["trunk_update_parameters"] < summary["trainable_parameters"]
+    assert json.loads((ckpt / "adapters" / "koch.json").read_text())["robot"]["trunk_rank"] == 2
+    policy = load_checkpoint(ckpt, robots_needed=["so100", "koch"])
+    assert all(torch.equal(policy.trunk.state_dict()[k], v) for k, v in trunk_before.items())
+    update = policy.adapters["koch"].trunk_update
+    assert update.rank == 2 and policy.adapters["so100"].trunk_update is None
+    assert any(up.abs().max() > 0 for up in update.up)
+
+
 def test_full_finetune_is_refused(base, capsys):
     root, cache = base
     assert main(["finetune", "--policy", str(root / "run"), "--robot", "koch", "--data", str(root / "koch.zarr"),

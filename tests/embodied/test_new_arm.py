@@ -79,10 +79,17 @@ def test_the_curve_against_scratch_and_the_reference_stopped_and_resumed(setup, 
 
     run_new_arm(replace(cfg, demos=(2,), adapter_lr=5e-4))  # another adapter learning rate: finetuned again
     said = capsys.readouterr().err
-    assert "finetuning " + str(out / "adapter_2_seed0") + " (2 demonstrations, 2 steps, learning rate 0.0005)" in said
+    assert ("finetuning " + str(out / "adapter_2_seed0") +
+            " (2 demonstrations, 2 steps at a learning rate of 0.0005, trunk rank 0)") in said
     assert said.count("already trained") == 2  # the reference and the run from scratch keep theirs
     assert json.loads((out / "adapter_2_seed0" / "finetune.json").read_text())["lr"] == 5e-4
     assert adapter.stat().st_mtime_ns != stamp
+
+    run_new_arm(replace(cfg, demos=(2,), adapter_lr=5e-4, trunk_rank=2))  # another trunk rank: finetuned again
+    said = capsys.readouterr().err
+    assert "trunk rank 2)" in said and said.count("already trained") == 2
+    finished = json.loads((out / "adapter_2_seed0" / "finetune.json").read_text())
+    assert finished["trunk_rank"] == 2 and finished["trunk_update_parameters"] > 0
 
 
 def test_a_base_that_knows_the_arm_or_too_few_demonstrations_is_refused(setup, tmp_path):

@@ -93,17 +93,23 @@ def test_language_encoder_version(ckpt, language):
         load_checkpoint(ckpt, language=language)
 
 
-@pytest.mark.parametrize("image_layers", [False, True])
-def test_adapter_only_file(tmp_path, make_policy, make_batch, make_stats, language, image_layers):
+@pytest.mark.parametrize("image_layers, trunk_rank", [(False, 0), (True, 0), (False, 2)])
+def test_adapter_only_file(tmp_path, make_policy, make_batch, make_stats, language, image_layers, trunk_rank):
     base = save_checkpoint(make_policy(), tmp_path / "ckpt")
     policy = load_checkpoint(base, language=language)
-    policy.add_robot("ur5e", 7, 7, ["front", "side"], image_layers=image_layers)
+    adapter = policy.add_robot("ur5e", 7, 7, ["front", "side"], image_layers=image_layers, trunk_rank=trunk_rank)
+    if trunk_rank:
+        with torch.no_grad():
+            adapter.trunk_update.up[0].fill_(0.5)  # trained away from zero
     policy.normalizer.set("ur5e", make_stats(7))
     path = save_adapter(policy, "ur5e", base)
     assert path.stat().st_size < (base / "weights.safetensors").stat().st_size
     loaded = load_checkpoint(base, robots_needed=["ur5e"], language=language)
     assert (loaded.adapters["ur5e"].image_layers is not None) == image_layers
     assert ("image_layers.convs.0.weight" in loaded.adapters.adapter_state_dict("ur5e")) == image_layers
+    update = loaded.adapters["ur5e"].trunk_update
+    assert (update.rank if update is not None else 0) == trunk_rank
+    assert json.loads((base / "adapters" / "ur5e.json").read_text())["robot"]["trunk_rank"] == trunk_rank
     assert all(torch.equal(v, loaded.adapters.adapter_state_dict("ur5e")[k])
                for k, v in policy.adapters.adapter_state_dict("ur5e").items())
     batch = make_batch()
