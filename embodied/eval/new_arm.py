@@ -17,12 +17,13 @@ trains every weight from scratch with the same steps; `reference/` trains from s
 `--reference-demos` with `--reference-steps`. Each kind of run has its own command's learning
 rate: `--lr` the runs from scratch (`embodied train`'s 1e-3), `--adapter-lr` the adapters
 (`embodied finetune`'s 3e-4); `--trunk-rank` gives the adapters their own low-rank update of
-the trunk (`embodied finetune --trunk-rank`). Every run is evaluated on the same seeded episodes. Resumable:
-finished runs and their evaluations are kept (an adapter finetuned at another learning rate is
-finetuned again, and so is one of another trunk rank). Writes `--out/new_arm.json` (each rate with its 95% interval, summed over
-seeds, and the adapter's share of the reference's success at each count) after every count, the
-counts in increasing order, and prints it at the end. The counts run in the order given:
-`--demos 20 5 10 50` measures the issue's point first.
+the trunk (`embodied finetune --trunk-rank`). Every run is evaluated on the same seeded
+episodes. Resumable: finished runs and their evaluations are kept (an adapter finetuned at
+another learning rate or trunk rank is finetuned again). Writes `--out/new_arm.json` (each
+rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
+success at each count) after every count, the counts in increasing order, and prints it at
+the end. The counts run in the order given: `--demos 20 5 10 50` measures the issue's point
+first.
 """
 
 from __future__ import annotations
@@ -202,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         args.base, args.robot, args.task, tuple(args.data), args.out, demos=tuple(args.demos),
         reference_demos=args.reference_demos, seeds=tuple(args.seeds), steps=args.steps, adapter_lr=args.adapter_lr,
         trunk_rank=args.trunk_rank, reference_steps=args.reference_steps, preset=args.preset, episodes=args.episodes,
-        workers=args.workers,
-        language_cache=args.cache, train_overrides={k: v for k, v in given.items() if v is not None}))
+        workers=args.workers, language_cache=args.cache,
+        train_overrides={k: v for k, v in given.items() if v is not None}))
     print(json.dumps({"reference": report["reference"], "curve": report["curve"]}, indent=2))
     return 0
 

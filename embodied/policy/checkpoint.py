@@ -9,8 +9,7 @@
       adapters/<robot>.safetensors + adapters/<robot>.json
                                adapter-only finetunes: one robot's adapter (with its own image
                                layers and low-rank trunk update when it has them), its statistics
-                               and hashes, and the
-                               sha256 of the base weights it was trained on
+                               and hashes, and the sha256 of the base weights it was trained on
 
 Loading refuses, with CheckpointMismatch, a robot the checkpoint does not know, statistics
 whose hash differs (edited, or not those given), a RobotSpec that changed since training,

@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from embodied.errors import ConfigError
+
 
 def weight_matrices(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """The module's weight matrices a LowRankUpdate changes: its 2-D parameters named `weight`
@@ -44,10 +46,11 @@ class LowRankUpdate(nn.Module):
         super().__init__()
         targets = weight_matrices(module)
         if not targets:
-            raise ValueError(f"{type(module).__name__} has no weight matrices to update")
-        if not 1 <= rank <= min(min(p.shape) for _, p in targets):
-            raise ValueError(f"a low-rank update needs 1 <= rank <= {min(min(p.shape) for _, p in targets)}, "
-                             f"found {rank}")
+            raise ConfigError(f"{type(module).__name__} has no weight matrices to update")
+        most = min(min(p.shape) for _, p in targets)
+        if not 1 <= rank <= most:
+            raise ConfigError(f"a low-rank update of this {type(module).__name__} has a rank from 1 to {most} "
+                              f"(the smallest side of its matrices); found {rank}: give --trunk-rank in that range")
         self.rank = int(rank)
         self.names = [name for name, _ in targets]
         self.down = nn.ParameterList(nn.Parameter(torch.randn(rank, p.shape[1]) / math.sqrt(p.shape[1]))

@@ -4,6 +4,7 @@ robot's outputs, trains only itself, and merges into a copy of the trunk that co
 import pytest
 import torch
 
+from embodied.errors import ConfigError
 from embodied.policy.lowrank import LowRankUpdate, weight_matrices
 
 
@@ -35,7 +36,7 @@ def test_the_update_covers_the_trunks_matrices(make_policy):
     update = LowRankUpdate(policy.trunk, 2)
     d = policy.config.width
     assert sum(p.numel() for p in update.parameters()) == depth * 2 * (4 * d + 2 * d + 2 * (d + 2 * d))
-    with pytest.raises(ValueError, match="rank"):
+    with pytest.raises(ConfigError, match="--trunk-rank"):
         LowRankUpdate(policy.trunk, d + 1)
 
 
