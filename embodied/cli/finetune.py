@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from embodied.cli.train import add_training_options
-from embodied.train.config import FINETUNE_LR
+from embodied.train.config import FINETUNE_LR, FINETUNE_TRUNK_RANK
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the adapter also gets its own copy of the image encoder's conv, norm and keypoint layers, "
                         "started from the shared ones (default; --no-image-layers: the shared layers read its "
                         "cameras, frozen)")
-    p.add_argument("--trunk-rank", type=int, default=0, metavar="R",
+    p.add_argument("--trunk-rank", type=int, default=FINETUNE_TRUNK_RANK, metavar="R",
                    help="the adapter also gets its own rank-R update of the shared trunk's weight matrices, "
-                        "saved in the adapter file and merged into the robot's exported graph (default 0: none)")
+                        "saved in the adapter file and merged into the robot's exported graph "
+                        f"(default {FINETUNE_TRUNK_RANK}; 0: none, the shared trunk reads its tokens)")
     p.add_argument("--out", help="folder of the loss curves (default: RUN/finetune_ROBOT)")
     add_training_options(p, steps=500, lr=FINETUNE_LR)
     p.set_defaults(run=run)

@@ -16,8 +16,8 @@ the base checkpoint (an adapter is saved next to its base, so each needs one), `
 trains every weight from scratch with the same steps; `reference/` trains from scratch on
 `--reference-demos` with `--reference-steps`. Each kind of run has its own command's learning
 rate: `--lr` the runs from scratch (`embodied train`'s 1e-3), `--adapter-lr` the adapters
-(`embodied finetune`'s 3e-4); `--trunk-rank` gives the adapters their own low-rank update of
-the trunk (`embodied finetune --trunk-rank`). Every run is evaluated on the same seeded
+(`embodied finetune`'s 3e-4); `--trunk-rank` is the rank of the adapters' own low-rank update
+of the trunk (`embodied finetune`'s 16). Every run is evaluated on the same seeded
 episodes. Resumable: finished runs and their evaluations are kept (an adapter finetuned at
 another learning rate or trunk rank is finetuned again). Writes `--out/new_arm.json` (each
 rate with its 95% interval, summed over seeds, and the adapter's share of the reference's
@@ -40,7 +40,7 @@ from typing import Any
 from embodied.errors import ConfigError
 from embodied.eval.protocol import evaluate_once, train_once
 from embodied.eval.stats import SuccessRate
-from embodied.train.config import FINETUNE_LR
+from embodied.train.config import FINETUNE_LR, FINETUNE_TRUNK_RANK
 
 FINETUNED = "finetune.json"  # an adapter run's summary, written when its finetune finished
 
@@ -57,7 +57,7 @@ class NewArmConfig:
     seeds: tuple[int, ...] = (0,)  # of the adapter and scratch runs; the reference is trained once
     steps: int = 3000  # of every adapter and scratch run
     adapter_lr: float = FINETUNE_LR  # peak learning rate of the adapter finetunes (`embodied finetune`'s)
-    trunk_rank: int = 0  # of the adapters' own low-rank trunk updates (0: none)
+    trunk_rank: int = FINETUNE_TRUNK_RANK  # of the adapters' own low-rank trunk updates (0: none)
     reference_steps: int = 6000
     preset: str | None = None  # of the scratch and reference runs (None: the base's)
     episodes: int = 50  # evaluation episodes of every run
@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, help="peak learning rate of the runs from scratch (default: `embodied train`'s)")
     p.add_argument("--adapter-lr", type=float, default=FINETUNE_LR,
                    help=f"peak learning rate of the adapter finetunes (default: `embodied finetune`'s, {FINETUNE_LR:g})")
-    p.add_argument("--trunk-rank", type=int, default=0, metavar="R",
-                   help="rank of the adapters' own trunk updates, as `embodied finetune --trunk-rank` (default 0: none)")
+    p.add_argument("--trunk-rank", type=int, default=FINETUNE_TRUNK_RANK, metavar="R",
+                   help="rank of the adapters' own trunk updates, as `embodied finetune --trunk-rank` "
+                        f"(default {FINETUNE_TRUNK_RANK}; 0: none)")
     p.add_argument("--feature-cache", metavar="DIR", help="frozen-backbone feature cache, as `embodied train`'s")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

@@ -6,7 +6,7 @@ statistics; everything shared (image encoder, trunk, heads, other adapters) is f
 spatial layers (`embodied.policy.encoders.ImageLayers`), started from the shared ones and
 trained with it: a new arm's cameras see the scene from elsewhere, and the shared layers
 did not find the held-out ur5e's cubes (docs/policy_experiments.md). With `trunk_rank` r > 0
-the adapter also gets its own rank-r update of the trunk's weight matrices
+(by default 16) the adapter also gets its own rank-r update of the trunk's weight matrices
 (`embodied.policy.lowrank.LowRankUpdate`), zero at first: through the frozen trunk alone a new
 arm's adapter underfits its actions.
 Only the adapter is saved, as `adapters/<robot>.safetensors` (+ `.json`) next to the base
@@ -23,7 +23,7 @@ import torch
 
 import robots
 from embodied.policy import LanguageEncoder, load_checkpoint, save_adapter
-from embodied.train.config import TrainConfig
+from embodied.train.config import FINETUNE_TRUNK_RANK, TrainConfig
 from embodied.train.data import BatchStream, augments, build_dataset, check_sources, open_sources
 from embodied.train.distributed import Dist
 from embodied.train.features import batch_stream
@@ -32,7 +32,7 @@ from embodied.train.rundir import resolve_policy
 
 
 def finetune(policy_path: str | Path, robot: str, cfg: TrainConfig, image_layers: bool = True,
-             trunk_rank: int = 0) -> dict[str, Any]:
+             trunk_rank: int = FINETUNE_TRUNK_RANK) -> dict[str, Any]:
     """Train robot `robot`'s adapter (with its own image layers when `image_layers`, and its own
     rank-`trunk_rank` update of the trunk when it is > 0) on `cfg.data` with the rest of the
     policy frozen."""

@@ -16,6 +16,12 @@ adapters): lower than a full run's 1e-3. ur5e's lift adapter on a `small_pretrai
 ur5e out, 20 demonstrations, 3000 steps, one seed each: 3/50 at 1e-3, 10/50 at 3e-4, 5/50 at 1e-4
 (docs/policy_experiments.md, "The new-arm curve on `small_pretrained`")."""
 
+FINETUNE_TRUNK_RANK = 16
+"""Rank of the low-rank update of the trunk an adapter-only finetune gives the new robot's adapter
+(`embodied.policy.lowrank.LowRankUpdate`; 0: none, the frozen trunk). The same ur5e adapters at
+3e-4 (rank 0 -> 16): 10/50 -> 13/50 at 20 demonstrations and 20/50 -> 25/50 at 50, one seed each
+(docs/policy_experiments.md, "A new arm's own low-rank update of the trunk")."""
+
 
 def _cache_root() -> Path:
     return Path(os.environ.get("EMBODIED_CACHE") or Path.home() / ".cache" / "embodied")

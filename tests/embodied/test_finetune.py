@@ -14,6 +14,7 @@ from embodied.eval import EvalConfig, evaluate
 from embodied.eval.evaluate import evaluate_or_read
 from embodied.policy import load_checkpoint
 from embodied.train import TrainConfig, finetune, train
+from embodied.train.config import FINETUNE_TRUNK_RANK
 
 
 def sha(path):
@@ -41,6 +42,7 @@ def test_adapter_only_finetune(base, capsys):
                  "--cache", cache, "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out.split("\nadapter: ")[0])
     assert summary["image_layer_parameters"] == 0
+    assert summary["trunk_rank"] == FINETUNE_TRUNK_RANK and summary["trunk_update_parameters"] > 0  # the default
     assert {name: sha(ckpt / name) for name in before} == before
     adapter = ckpt / "adapters" / "koch.safetensors"
     assert adapter.is_file() and adapter.stat().st_size < 0.2 * (ckpt / "weights.safetensors").stat().st_size

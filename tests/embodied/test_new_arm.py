@@ -80,7 +80,7 @@ def test_the_curve_against_scratch_and_the_reference_stopped_and_resumed(setup, 
     run_new_arm(replace(cfg, demos=(2,), adapter_lr=5e-4))  # another adapter learning rate: finetuned again
     said = capsys.readouterr().err
     assert ("finetuning " + str(out / "adapter_2_seed0") +
-            " (2 demonstrations, 2 steps at a learning rate of 0.0005, trunk rank 0)") in said
+            " (2 demonstrations, 2 steps at a learning rate of 0.0005, trunk rank 16)") in said
     assert said.count("already trained") == 2  # the reference and the run from scratch keep theirs
     assert json.loads((out / "adapter_2_seed0" / "finetune.json").read_text())["lr"] == 5e-4
     assert adapter.stat().st_mtime_ns != stamp
