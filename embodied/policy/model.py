@@ -201,6 +201,18 @@ class VLAPolicy(nn.Module):
             return None
         return batch["image_shift"].to(self.action_queries.device)[present]
 
+    @staticmethod
+    def _runs_by_own(groups: Mapping[str, torch.Tensor], own: Mapping[str, nn.Module | None]
+                     ) -> list[tuple[nn.Module | None, torch.Tensor]] | None:
+        """How to split a batch between the shared layers and robots' own (`own`: robot name ->
+        its own module, or None): [(None, the samples of every robot without one), (module, its
+        robot's samples), ...], or None when no robot of the batch has its own."""
+        if all(module is None for module in own.values()):
+            return None
+        shared = [idx for name, idx in groups.items() if own[name] is None]
+        return ([(None, torch.cat(shared))] if shared else []) + [
+            (module, groups[name]) for name, module in own.items() if module is not None]
+
     def _encode_images(self, batch: Mapping[str, Any], film: torch.Tensor, groups: Mapping[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         """Each present camera's image tokens float32[P, G, d] and keypoints float32[P, K, 2]
@@ -218,12 +230,9 @@ class VLAPolicy(nn.Module):
                     else self.image.features(batch["images"].to(device)[present]))
         film = film[present[0]]
         shift = self._image_shift(batch, present)
-        own = {name: self.adapters[name].image_layers for name in groups}
-        if not any(layers is not None for layers in own.values()):
+        runs = self._runs_by_own(groups, {name: self.adapters[name].image_layers for name in groups})
+        if runs is None:
             return *self.image.tokens(features, film, shift=shift), present
-        shared = [idx for name, idx in groups.items() if own[name] is None]
-        runs = ([(None, torch.cat(shared))] if shared else []) + [
-            (layers, groups[name]) for name, layers in own.items() if layers is not None]
         runs = [(layers, rows) for layers, samples in runs
                 if len(rows := torch.isin(present[0], samples).nonzero(as_tuple=True)[0])]
         outs = [self.image.tokens(features[rows], film[rows], layers, None if shift is None else shift[rows])
@@ -282,12 +291,9 @@ class VLAPolicy(nn.Module):
         packed). The samples of robots with their own `LowRankUpdate` run the trunk with it, the
         others the shared trunk together."""
         chunk = self.config.chunk
-        updates = {name: self.adapters[name].trunk_update for name in groups}
-        if all(update is None for update in updates.values()):
+        runs = self._runs_by_own(groups, {name: self.adapters[name].trunk_update for name in groups})
+        if runs is None:
             return self.trunk(parts, ignore, keep_last=chunk, pack=True)
-        shared = [idx for name, idx in groups.items() if updates[name] is None]
-        runs = ([(None, torch.cat(shared))] if shared else []) + [
-            (update, groups[name]) for name, update in updates.items() if update is not None]
         out = parts[0].new_zeros(parts[0].shape[0], chunk, self.config.width)
         for update, rows in runs:
             args = ([x[rows] for x in parts], [None if m is None else m[rows] for m in ignore])
